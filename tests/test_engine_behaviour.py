@@ -1,0 +1,165 @@
+"""Engine behaviour: statelessness, generation paths agreeing with each other, concurrency, results, bad input."""
+
+from __future__ import annotations
+
+import json
+import threading
+import warnings
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+import torch
+
+from app.config import EngineConfig, GenerationConfig, ProbeConfig, RoutingConfig
+from app.results import to_json
+from app.signals import select_top_k
+
+PROMPT_A = "what is the capital of france ?"
+PROMPT_B = "sort the words cat dog bird"
+GREEDY = GenerationConfig(max_new_tokens=6)
+
+
+@pytest.mark.parametrize("calibration", ["none", "zscore"])
+def test_routing_is_stateless(engine, calibration):
+    config = RoutingConfig(k=2, calibration=calibration)
+    alone = engine.route(PROMPT_A, config)[0]
+    engine.route(PROMPT_B, config)
+    engine.generate(PROMPT_B, config, GREEDY)
+    engine.generate(PROMPT_B, config, GenerationConfig(max_new_tokens=3, mode="fused"))
+    after = engine.route(PROMPT_A, config)[0]
+    assert after.signals == alone.signals
+    assert after.selected == alone.selected and after.weights == alone.weights
+
+
+def test_routing_a_prompt_in_a_batch_equals_routing_it_alone(engine):
+    alone = engine.route(PROMPT_A, RoutingConfig(k=2))[0]
+    batched = engine.route([PROMPT_B, PROMPT_A, "count one two three four five six seven"], RoutingConfig(k=2))[1]
+    assert batched.signals == pytest.approx(alone.signals, rel=1e-5)
+    assert batched.selected == alone.selected
+
+
+def test_generate_batch_rows_equal_single_generations_in_both_modes(engine):
+    prompts = [PROMPT_A, PROMPT_B, "is the movie good ?"]
+    config = RoutingConfig(k=2)
+    singles = [engine.generate(p, config, GREEDY) for p in prompts]
+    for mode in ("mixture", "fused"):
+        batch = engine.generate_batch(prompts, config, GenerationConfig(max_new_tokens=6, mode=mode))
+        for single, row in zip(singles, batch):
+            assert row.token_ids == single.token_ids
+            assert list(row.mixture) == list(single.mixture)
+            assert list(row.mixture.values()) == pytest.approx(list(single.mixture.values()), rel=1e-5)
+            assert row.mode == mode
+
+
+def test_the_mixture_changes_the_answer(engine):
+    base = engine.generate(PROMPT_A, generation=GREEDY, mixture={})
+    routed = engine.generate(PROMPT_A, RoutingConfig(k=2), GREEDY)
+    assert base.routing is None and base.mixture == {}
+    assert routed.routing is not None and routed.token_ids != base.token_ids
+
+
+def test_stream_yields_the_text_of_generate(engine):
+    expected = engine.generate(PROMPT_B, RoutingConfig(k=3), GREEDY)
+    stream = engine.stream(PROMPT_B, RoutingConfig(k=3), GREEDY)
+    pieces = list(stream)
+    assert "".join(pieces) == expected.text
+    assert stream.result.token_ids == expected.token_ids
+    assert len(pieces) >= 2
+
+
+def test_generation_result_has_timings_and_timestamps(engine):
+    result = engine.generate(PROMPT_A, RoutingConfig(k=2), GREEDY)
+    t = result.timings
+    assert 0 < result.n_tokens <= GREEDY.max_new_tokens
+    assert len(result.token_times_ms) == result.n_tokens
+    assert list(result.token_times_ms) == sorted(result.token_times_ms)
+    assert result.token_times_ms[0] >= t.probe_ms
+    assert t.total_ms >= t.probe_ms + t.prefill_ms
+    data = json.loads(to_json(result))
+    assert data["selected"] == list(result.routing.selected)
+    assert set(data["signals"]) == set(engine.adapter_names)
+    assert data["text"] == result.text and data["timings"]["total_ms"] == t.total_ms
+
+
+def test_sampling_is_reproducible_with_a_seed(engine):
+    config = GenerationConfig(max_new_tokens=8, temperature=1.5, top_p=0.9, top_k=20, seed=7)
+    first = engine.generate(PROMPT_A, RoutingConfig(k=2), config)
+    assert engine.generate(PROMPT_A, RoutingConfig(k=2), config).token_ids == first.token_ids
+
+
+def test_concurrent_requests_each_get_their_own_answer(engine):
+    """Mixture and fused requests from several threads at once give exactly what they give alone."""
+    jobs = [
+        (PROMPT_A, RoutingConfig(k=1), "mixture"),
+        (PROMPT_B, RoutingConfig(k=2), "fused"),
+        ("is the movie good ?", RoutingConfig(k=3, signal="entropy"), "mixture"),
+        ("count one two three", RoutingConfig(k=2), "fused"),
+    ] * 2
+    alone = [engine.generate(p, r, GenerationConfig(max_new_tokens=8, mode=m)).token_ids for p, r, m in jobs]
+    barrier = threading.Barrier(len(jobs))
+
+    def run(job):
+        prompt, routing, mode = job
+        barrier.wait()
+        return engine.generate(prompt, routing, GenerationConfig(max_new_tokens=8, mode=mode)).token_ids
+
+    with ThreadPoolExecutor(len(jobs)) as pool:
+        together = list(pool.map(run, jobs))
+    assert together == alone
+
+
+def test_all_zero_scores_fall_back_to_uniform_weights():
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        _, weights = select_top_k(torch.tensor([[0.0, -1.0, 0.0]]), 2)
+    assert weights.tolist() == [[0.5, 0.5]]
+    assert any("uniform" in str(w.message) for w in caught)
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_non_finite_scores_are_an_error(bad):
+    with pytest.raises(FloatingPointError, match="non-finite"):
+        select_top_k(torch.tensor([[1.0, bad]]), 1)
+
+
+@pytest.mark.parametrize(
+    "call, error, match",
+    [
+        (lambda e: e.route(""), ValueError, "empty"),
+        (lambda e: e.route("   \n"), ValueError, "empty"),
+        (lambda e: e.route([]), ValueError, "no prompts"),
+        (lambda e: e.route(PROMPT_A, RoutingConfig(k=6)), ValueError, "k=6 is larger than the pool of 5"),
+        (lambda e: e.route(PROMPT_A, RoutingConfig().with_(block=4)), ValueError, "probe block 4 is out of range"),
+        (lambda e: e.route(PROMPT_A, RoutingConfig().with_(block=-5)), ValueError, "out of range"),
+        (lambda e: e.route(PROMPT_A, RoutingConfig().with_(module="self_attn.k_proj")), ValueError, "do not adapt the probe module"),
+        (lambda e: e.route(PROMPT_A, RoutingConfig().with_(module="mlp.nothing")), ValueError, "no module 'mlp.nothing'"),
+        (lambda e: e.generate(PROMPT_A, generation=GenerationConfig(max_new_tokens=5000)), ValueError, "over the cap"),
+        (lambda e: e.generate(PROMPT_A, mixture={"zeta": 1.0}), KeyError, "no adapter named 'zeta'"),
+        (lambda e: e.generate(PROMPT_A, mixture={"alpha": float("nan")}), ValueError, "must be finite"),
+        (lambda e: e.logits([PROMPT_A, PROMPT_B], [{}]), ValueError, "one mixture per prompt"),
+        (lambda e: e.generate(" ".join(["cat"] * 3000)), ValueError, "over the limit"),
+    ],
+)
+def test_bad_requests_raise_clear_errors(engine, call, error, match):
+    with pytest.raises(error, match=match):
+        call(engine)
+
+
+@pytest.mark.parametrize(
+    "make, match",
+    [
+        (lambda: RoutingConfig(k=0), "k must be a positive integer"),
+        (lambda: RoutingConfig(k=-1), "k must be a positive integer"),
+        (lambda: RoutingConfig(signal="loudness"), "unknown signal 'loudness'"),
+        (lambda: RoutingConfig(calibration="magic"), "unknown calibration"),
+        (lambda: ProbeConfig(probe_input="output"), "unknown probe input"),
+        (lambda: ProbeConfig(aggregate="max"), "unknown token aggregation"),
+        (lambda: GenerationConfig(mode="blend"), "unknown mode 'blend'"),
+        (lambda: GenerationConfig(max_new_tokens=0), "positive integer"),
+        (lambda: GenerationConfig(temperature=-1), "temperature"),
+        (lambda: EngineConfig(dtype="float8"), "unknown dtype"),
+    ],
+)
+def test_bad_configs_raise_clear_errors(make, match):
+    with pytest.raises(ValueError, match=match):
+        make()
