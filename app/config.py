@@ -112,6 +112,9 @@ class GenerationConfig:
     top_p: float = field(default=1.0, metadata={"help": "Nucleus sampling mass, used when temperature > 0."})
     top_k: int = field(default=0, metadata={"help": "Sample among the k most likely tokens; 0 disables."})
     seed: int | None = field(default=None, metadata={"help": "Seed for sampling; None draws a fresh one."})
+    ignore_eos: bool = field(
+        default=False, metadata={"help": "Generate exactly max_new_tokens, past end-of-sequence (for benchmarks)."}
+    )
 
     def __post_init__(self) -> None:
         _check_choice("mode", self.mode, MODES)

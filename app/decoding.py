@@ -69,7 +69,7 @@ def decode(
     if config.temperature > 0:
         generator = torch.Generator(device=device)
         generator.manual_seed(config.seed if config.seed is not None else torch.seed())
-    eos = torch.tensor(sorted(eos_ids), device=device)
+    eos = torch.tensor(sorted(eos_ids) if not config.ignore_eos else [-1], device=device)
     tokens: list[list[int]] = [[] for _ in range(rows)]
     times: list[list[float]] = [[] for _ in range(rows)]
     finished = torch.zeros(rows, dtype=torch.bool, device=device)
