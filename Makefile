@@ -25,9 +25,12 @@ test: setup
 test-fast: setup
 	$(PY) -m pytest -q -m "not slow and not browser"
 
+# rebuilds the task data and every adapter from scratch (a CUDA GPU: minutes; a CPU: many hours)
 zoo: setup
 	$(PY) -m zoo.build_tasks
-	$(PY) -m zoo.train --all
+	$(PY) -m zoo.train --all --workers $(if $(shell $(PY) -c "import torch; print(int(torch.cuda.is_available()))" | grep 1),7,1)
+	$(PY) -m zoo.evaluate predict --out out/zoo
+	$(PY) -m zoo.evaluate score --out out/zoo
 
 bench: setup
 	$(PY) -m bench.engine_cpu
