@@ -211,13 +211,18 @@ class LoGoEngine:
         return self.pool.mixture_factors(index.to(self.device), coef.to(self.device))
 
     @contextlib.contextmanager
-    def activated(self, mixtures: Sequence[Mapping[str, float]], mode: str = "mixture") -> Iterator[None]:
-        """Within the block, forward passes of this thread use the given per-row mixtures.
+    def activated(
+        self, mixtures: Sequence[Mapping[str, float]] = (), mode: str = "mixture", *, factors: Factors | None = None
+    ) -> Iterator[None]:
+        """Within the block, forward passes of this thread use the given per-row mixtures (or precomputed factors).
 
         'mixture' applies them per row on the fly (other threads are unaffected); 'fused' merges the one
         mixture into the base weights and holds the engine exclusively until the block exits.
         """
-        factors = self._factors(mixtures)
+        if factors is None:
+            factors = self._factors(mixtures)
+        elif mixtures:
+            raise ValueError("give either mixtures or factors, not both")
         if mode == "fused" and factors is not None:
             if any(dict(m) != dict(mixtures[0]) for m in mixtures):
                 raise ValueError("fused mode needs one mixture for the whole batch: group rows by mixture")
@@ -233,14 +238,48 @@ class LoGoEngine:
             self._active.reset(token)
 
     @torch.inference_mode()
-    def logits(self, prompts: str | Sequence[str], mixtures: Sequence[Mapping[str, float]], mode: str = "mixture") -> torch.Tensor:
-        """Next-token logits over the whole prompt with per-row mixtures: (B, T, V), left-padded."""
+    def logits(
+        self,
+        prompts: str | Sequence[str],
+        mixtures: Sequence[Mapping[str, float]] = (),
+        mode: str = "mixture",
+        *,
+        factors: Factors | None = None,
+    ) -> torch.Tensor:
+        """Next-token logits over the whole prompt with per-row mixtures (or given factors): (B, T, V), left-padded."""
         prompts = self._check_prompts(prompts)
-        if len(mixtures) != len(prompts):
+        if factors is None and len(mixtures) != len(prompts):
             raise ValueError(f"{len(prompts)} prompts but {len(mixtures)} mixtures: give one mixture per prompt")
         ids, mask = self._encode(prompts)
-        with self.activated(mixtures, mode):
+        with self.activated(mixtures, mode, factors=factors):
             return self.model(input_ids=ids, attention_mask=mask, position_ids=position_ids(mask)).logits
+
+    @torch.inference_mode()
+    def answer_loss(self, prompts: Sequence[str], answers: Sequence[str], *, factors: Factors | None = None) -> torch.Tensor:
+        """Mean cross-entropy of each answer (plus end of turn) after its prompt, under `factors`: (B,) on the CPU.
+
+        The objective of LoraHub's weight search (lower is better).
+        """
+        prompts = self._check_prompts(prompts)
+        eos = self.tokenizer.eos_token or ""
+        texts = [self.format_prompt(p) + a + eos for p, a in zip(prompts, answers, strict=True)]
+        prompt_lengths = [len(self.tokenizer(self.format_prompt(p), add_special_tokens=False)["input_ids"]) for p in prompts]
+        batch = self.tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
+        ids, mask = batch["input_ids"].to(self.device), batch["attention_mask"].to(self.device)
+        with self.activated(factors=factors):
+            logits = self.model(input_ids=ids, attention_mask=mask, position_ids=position_ids(mask)).logits
+        log_probs = torch.log_softmax(logits[:, :-1].float(), dim=-1)  # (B, T-1, V): predicts token t+1
+        token_lp = log_probs.gather(-1, ids[:, 1:, None]).squeeze(-1)  # (B, T-1)
+        losses = []
+        for row, prompt_len in enumerate(prompt_lengths):
+            real = int(mask[row].sum())
+            start = ids.shape[1] - real + prompt_len  # left padding: the answer starts after pad + prompt
+            losses.append(-token_lp[row, start - 1 :].mean())
+        return torch.stack(losses).cpu()
+
+    def parameter_average(self, weights: Mapping[str, float]) -> Factors:
+        """One adapter whose A and B are weighted sums of the pool's (the LoraHub / AdapterSoup merge)."""
+        return self.pool.parameter_average(dict(weights))
 
     # ---------------------------------------------------------------- generation
 
@@ -263,14 +302,18 @@ class LoGoEngine:
         generation: GenerationConfig | None = None,
         *,
         mixtures: Sequence[Mapping[str, float]] | None = None,
+        factors: Factors | None = None,
         batch_size: int = 16,
     ) -> list[Generation]:
-        """Answer many prompts, each with its own selection; rows are batched `batch_size` at a time."""
+        """Answer many prompts, each with its own selection; rows are batched `batch_size` at a time.
+
+        `factors` (e.g. from parameter_average) applies one precomputed merge to every row instead of routing.
+        """
         prompts = self._check_prompts(prompts)
         results: list[Generation] = []
         for start in range(0, len(prompts), batch_size):
             chunk_mixtures = None if mixtures is None else mixtures[start : start + batch_size]
-            results.extend(self._run(prompts[start : start + batch_size], routing, generation, chunk_mixtures))
+            results.extend(self._run(prompts[start : start + batch_size], routing, generation, chunk_mixtures, factors=factors))
         return results
 
     def stream(
@@ -306,12 +349,17 @@ class LoGoEngine:
         mixtures: Sequence[Mapping[str, float]] | None,
         on_token: Callable[[list[list[int]]], None] | None = None,
         cancel: threading.Event | None = None,
+        factors: Factors | None = None,
     ) -> list[Generation]:
         generation = generation or GenerationConfig()
         self._check_generation(generation)
         started = time.perf_counter()
         routings: list[Routing | None] = [None] * len(prompts)
-        if mixtures is None:
+        if factors is not None:
+            if generation.mode != "mixture":
+                raise ValueError("precomputed factors are applied in mixture mode only")
+            mixtures = [{} for _ in prompts]
+        elif mixtures is None:
             routings = self.route(prompts, routing)
             mixtures = [r.mixture for r in routings]
         elif len(mixtures) != len(prompts):
@@ -331,7 +379,7 @@ class LoGoEngine:
         for rows in row_groups:
             ids, mask = self._encode([prompts[r] for r in rows])
             merge_started = time.perf_counter()
-            with self.activated([mixtures[r] for r in rows], generation.mode):
+            with self.activated([mixtures[r] for r in rows] if factors is None else (), generation.mode, factors=factors):
                 merge_ms = (time.perf_counter() - merge_started) * 1000
                 trace = decode(
                     self.model, ids, mask, generation, self.eos_ids, self.pad_id, started, on_token, cancel

@@ -235,3 +235,20 @@ class AdapterPool:
             b_t = (st.b[index] * c[..., None, None]).permute(0, 1, 3, 2).reshape(rows, k * r, -1)  # (B, K*r, d_out)
             factors[module] = (a_t.contiguous(), b_t.contiguous())
         return factors
+
+    def parameter_average(self, weights: dict[str, float]) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+        """Factors of ONE adapter whose A and B are weighted sums of the pool's (LoraHub / AdapterSoup merging).
+
+        A' = sum_i w_i sqrt(s_i) A_i and B' = sum_i w_i sqrt(s_i) B_i, so delta = B' A' (with a common scaling s
+        this is s (sum w B)(sum w A), as LoraHub merges). This is NOT the LoGo mixture sum_i w_i s_i B_i A_i.
+        Returns module -> (a_t (1, d_in, r), b_t (1, r, d_out)).
+        """
+        index = torch.tensor([self.index(n) for n in weights])
+        w = torch.tensor([float(v) for v in weights.values()], dtype=torch.float32)
+        factors = {}
+        for module, st in self.modules.items():
+            c = (w.to(st.scaling.device) * st.scaling[index.to(st.scaling.device)].sqrt()).to(st.a.dtype)  # (n,)
+            a = torch.einsum("n,nri->ri", c, st.a[index])  # (r, d_in)
+            b = torch.einsum("n,nor->or", c, st.b[index])  # (d_out, r)
+            factors[module] = (a.T.contiguous()[None], b.T.contiguous()[None])
+        return factors

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import torch
 from torch import nn
 
@@ -82,7 +84,12 @@ def probe_inputs(
     block = decoder_blocks(model)[block_index(model, probe.block)]
     target = block if probe.probe_input == "residual" else block.get_submodule(probe.module)
 
+    owner = threading.get_ident()
+
     def hook(_module, args, kwargs):
+        # The hook sits on a module shared by every request: only this thread's forward pass is stopped.
+        if threading.get_ident() != owner:
+            return None
         hidden = args[0] if args else kwargs["hidden_states"]
         raise _Captured(hidden)
 

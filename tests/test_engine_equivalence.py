@@ -189,3 +189,33 @@ def test_calibration_cache_is_reused_and_invalidated(make_engine, tiny_world, tm
     stats = changed.calibration_stats(ProbeConfig())
     assert stats.key != original_key
     assert len(list(folder.glob("*.json"))) == 3
+
+
+def test_parameter_average_merges_a_and_b_separately(engine, tiny_world):
+    """LoraHub's merge: delta = s (sum_i w_i B_i)(sum_i w_i A_i) with the adapters' common scaling."""
+    weights = {"alpha": 0.6, "beta": -0.3}  # both r<=4 on q,k,v,o with scaling 2 and 1: sqrt(s) folded in
+    factors = engine.parameter_average(weights)
+    module = "model.layers.1.self_attn.v_proj"
+    a_t, b_t = factors[module]
+    ours = (a_t[0] @ b_t[0]).T  # (d_out, d_in)
+    adapters = {n: load_adapter(tiny_world.pool_dir / n) for n in weights}
+    r = max(adapters[n].factors[module][0].shape[0] for n in weights)
+    a_sum = sum(w * adapters[n].scalings[module] ** 0.5 * torch.nn.functional.pad(adapters[n].factors[module][0], (0, 0, 0, r - adapters[n].factors[module][0].shape[0])) for n, w in weights.items())
+    b_sum = sum(w * adapters[n].scalings[module] ** 0.5 * torch.nn.functional.pad(adapters[n].factors[module][1], (0, r - adapters[n].factors[module][1].shape[1])) for n, w in weights.items())
+    torch.testing.assert_close(ours, b_sum @ a_sum, rtol=1e-5, atol=1e-6)
+    single = engine.parameter_average({"beta": 1.0})
+    torch.testing.assert_close(
+        engine.logits([PROMPTS[0]], factors=single), engine.logits([PROMPTS[0]], [{"beta": 1.0}]), rtol=0, atol=1e-5
+    )
+
+
+def test_answer_loss_is_the_cross_entropy_of_the_answer(engine, tiny_world):
+    prompt, answer = PROMPTS[0], " paris ."
+    loss = engine.answer_loss([prompt, PROMPTS[1]], [answer, " cat dog"])[0]
+    text = tiny_world.tokenizer.apply_chat_template([{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True)
+    prompt_ids = tiny_world.tokenizer(text, add_special_tokens=False)["input_ids"]
+    full = tiny_world.tokenizer(text + answer + "<eos>", return_tensors="pt", add_special_tokens=False)["input_ids"]
+    with torch.no_grad():
+        logits = tiny_world.model(full).logits[0]
+    expected = torch.nn.functional.cross_entropy(logits[len(prompt_ids) - 1 : -1], full[0, len(prompt_ids) :])
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
