@@ -164,19 +164,27 @@ class LoGoEngine:
         config: RoutingConfig | None = None,
         *,
         reference: Sequence[str] | None = None,
+        exclude: Sequence[str] = (),
     ) -> list[Routing]:
-        """Score every adapter for every prompt and pick the weighted top-k (steps 1-5 of the algorithm)."""
+        """Score every adapter for every prompt and pick the weighted top-k (steps 1-5 of the algorithm).
+
+        `exclude` names adapters that may not be selected (leave-one-out evaluation); they are still scored.
+        """
         config = config or self.default_routing
         prompts = self._check_prompts(prompts)
-        if config.k > len(self.pool):
-            raise ValueError(f"k={config.k} is larger than the pool of {len(self.pool)} adapters: choose k <= {len(self.pool)}")
+        allowed = [i for i, name in enumerate(self.pool.names) if name not in set(exclude)]
+        for name in exclude:
+            self.pool.index(name)  # an unknown name is an error, not a silent no-op
+        if config.k > len(allowed):
+            raise ValueError(f"k={config.k} is larger than the pool of {len(allowed)} selectable adapters: choose k <= {len(allowed)}")
         started = time.perf_counter()
         signals = self.raw_signals(prompts, config.probe)[config.signal]  # (P, N)
         mean = std = None
         if config.calibration != "none":
             mean, std = self.calibration_stats(config.probe, reference).tensors(config.signal, signals.device)
         scores = calibrate(signals, mean, std, config.calibration)  # (P, N)
-        index, weights = select_top_k(scores, config.k)  # (P, k) each
+        index, weights = select_top_k(scores[:, allowed], config.k)  # (P, k) each, positions among `allowed`
+        index = torch.tensor(allowed)[index]
         probe_ms = (time.perf_counter() - started) * 1000 / len(prompts)
         names = self.pool.names
         return [

@@ -129,7 +129,7 @@ def test_non_finite_scores_are_an_error(bad):
         (lambda e: e.route(""), ValueError, "empty"),
         (lambda e: e.route("   \n"), ValueError, "empty"),
         (lambda e: e.route([]), ValueError, "no prompts"),
-        (lambda e: e.route(PROMPT_A, RoutingConfig(k=6)), ValueError, "k=6 is larger than the pool of 5"),
+        (lambda e: e.route(PROMPT_A, RoutingConfig(k=6)), ValueError, "k=6 is larger than the pool of 5 selectable"),
         (lambda e: e.route(PROMPT_A, RoutingConfig().with_(block=4)), ValueError, "probe block 4 is out of range"),
         (lambda e: e.route(PROMPT_A, RoutingConfig().with_(block=-5)), ValueError, "out of range"),
         (lambda e: e.route(PROMPT_A, RoutingConfig().with_(module="self_attn.k_proj")), ValueError, "do not adapt the probe module"),
@@ -164,3 +164,15 @@ def test_bad_requests_raise_clear_errors(engine, call, error, match):
 def test_bad_configs_raise_clear_errors(make, match):
     with pytest.raises(ValueError, match=match):
         make()
+
+
+def test_excluded_adapters_are_scored_but_never_selected(engine):
+    full = engine.route(PROMPT_A, RoutingConfig(k=2))[0]
+    excluded = engine.route(PROMPT_A, RoutingConfig(k=2), exclude=[full.selected[0]])[0]
+    assert excluded.signals == full.signals
+    assert full.selected[0] not in excluded.selected
+    assert excluded.selected[0] == full.selected[1]
+    with pytest.raises(KeyError, match="no adapter named 'zeta'"):
+        engine.route(PROMPT_A, exclude=["zeta"])
+    with pytest.raises(ValueError, match="pool of 4 selectable adapters"):
+        engine.route(PROMPT_A, RoutingConfig(k=5), exclude=["alpha"])
