@@ -22,6 +22,11 @@ class Task:
     held_out: bool
     directory: Path
 
+    @property
+    def max_new_tokens(self) -> int:
+        """Generation budget: short answers for exact match, a sentence for ROUGE-L / BLEU."""
+        return 24 if self.metric == "exact_match" else 64
+
     def prompt(self, text: str) -> str:
         """The zero-shot prompt: the task's instruction, a blank line, then the input."""
         return f"{self.instruction}\n\n{text}"

@@ -20,7 +20,6 @@ from app.engine import LoGoEngine
 from zoo.data import ADAPTERS_DIR, TASKS_DIR, load_task, load_tasks
 
 log = logging.getLogger(__name__)
-MAX_NEW_TOKENS = {"exact_match": 24, "rouge_l": 64, "bleu": 64}
 ROUTING_VARIANTS = [("norm", "none"), ("entropy", "none"), ("norm", "mean"), ("entropy", "mean"), ("norm", "zscore")]
 
 
@@ -32,7 +31,7 @@ def predict(adapters_dir: Path, tasks_dir: Path, out: Path, limit: int | None, b
     for task in tqdm(tasks, desc="tasks"):
         rows = task.examples("test", limit)
         prompts = [task.prompt(r["input"]) for r in rows]
-        generation = GenerationConfig(max_new_tokens=MAX_NEW_TOKENS[task.metric])
+        generation = GenerationConfig(max_new_tokens=task.max_new_tokens)
         answers = {}
         for label, mixture in (("base", {}), ("adapter", {task.name: 1.0})):
             results = engine.generate_batch(prompts, generation=generation, mixtures=[mixture] * len(prompts), batch_size=batch_size)

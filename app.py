@@ -1,0 +1,53 @@
+"""LoGo Studio's web app (also the Hugging Face Spaces entry point): builds the engine and serves app/ui.py.
+
+Environment:
+  LOGO_ADAPTERS    adapter directories, pool directories or hub ids, comma-separated (default: assets/adapters)
+  LOGO_BASE_MODEL  'embedded' (default), a local model directory or a hub id
+  LOGO_CACHE       cache of the dequantised model and calibration statistics (default ~/.cache/logo-studio)
+  GRADIO_SERVER_NAME / GRADIO_SERVER_PORT   where to listen (Gradio's defaults: 127.0.0.1 and 7860)
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from pathlib import Path
+
+from app.config import DEFAULT_ADAPTERS_DIR, EngineConfig
+
+_HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
+HOW_TO_GET_ADAPTERS = (
+    "train the adapter zoo with `make zoo` (it writes assets/adapters/), "
+    "or point LOGO_ADAPTERS at adapter directories or hub ids (comma-separated)"
+)
+
+
+def engine_config_from_env(environ=os.environ) -> EngineConfig:
+    """EngineConfig from LOGO_ADAPTERS / LOGO_BASE_MODEL; exits with a clear message when adapters are missing."""
+    sources = [s.strip() for s in environ.get("LOGO_ADAPTERS", "").split(",") if s.strip()]
+    sources = sources or [str(DEFAULT_ADAPTERS_DIR)]
+    for source in sources:
+        path = Path(source).expanduser()
+        first = Path(source.split("/")[0])
+        looks_local = path.is_absolute() or source.startswith((".", "~")) or not _HUB_ID.match(source) or first.is_dir()
+        if looks_local and not path.is_dir():
+            raise SystemExit(f"LoGo Studio: the adapter directory {path} does not exist: {HOW_TO_GET_ADAPTERS}.")
+    return EngineConfig(base_model=environ.get("LOGO_BASE_MODEL", "embedded"), adapters=tuple(sources))
+
+
+def main() -> None:
+    config = engine_config_from_env()  # before the heavy imports: a missing pool fails at once
+
+    from app.engine import LoGoEngine
+    from app.ui import build_demo, launch_options
+
+    try:
+        engine = LoGoEngine(config)
+    except FileNotFoundError as err:  # e.g. an empty assets/adapters/
+        raise SystemExit(f"LoGo Studio: {err}. To get adapters, {HOW_TO_GET_ADAPTERS}.") from err
+    build_demo(engine).launch(show_error=True, **launch_options())
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,164 @@
+"""What LoGo Studio shows beside each answer, read from disk once: examples, categories, dataset-level results.
+
+Every source is optional: a missing file or folder gives an empty value and the UI says what is missing.
+Layout read (all under the assets folder):
+  adapters/<name>/card.json            {"category": ...}            (or card.json next to any adapter)
+  tasks/<task>/task.json               {"name", "category", "instruction", "held_out", ...}
+  tasks/<task>/test.jsonl, dev.jsonl   {"input": ..., ...} per line
+  results/signals_{norm|entropy}.csv   rows = tasks, columns = adapters
+  results/weight_similarity.csv        columns weight, similarity, adapter, task
+  results/task_centroids.json          task -> MiniLM embedding of the task
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from analysis.similarity import task_inputs
+
+from .config import REPO_ROOT, SIGNALS
+
+DEFAULT_ASSETS_DIR = REPO_ROOT / "assets"
+UNKNOWN_CATEGORY = "unknown"
+DEV_INPUTS = 32  # dev inputs per fallback task centroid: enough for a mean, ~10 s of MiniLM for 35 tasks on 2 cores
+EXAMPLES_PER_TASK = 1  # one test prompt per task keeps the picker short; every category and held-out task shows up
+
+
+@dataclass(frozen=True)
+class Example:
+    """One example prompt from a task's test set."""
+
+    task: str
+    category: str
+    held_out: bool
+    prompt: str  # instruction + "\n\n" + input, exactly what the user would type
+
+    @property
+    def label(self) -> str:
+        """What the example picker shows: category, task, a held-out mark and the start of the input."""
+        tail = " ".join(self.prompt.rsplit("\n\n", 1)[-1].split())
+        tail = tail if len(tail) <= 48 else tail[:47] + "…"
+        held = " · held out" if self.held_out else ""
+        return f"[{self.category}] {self.task}{held}: {tail}"
+
+
+@dataclass(frozen=True)
+class Task:
+    """A task of the zoo as task.json describes it."""
+
+    name: str
+    category: str
+    instruction: str
+    held_out: bool
+    directory: Path
+
+    def prompt(self, text: str) -> str:
+        return f"{self.instruction}\n\n{text}" if self.instruction else text
+
+    def inputs(self, split: str, limit: int | None = None) -> list[str]:
+        """The inputs of <split>.jsonl ([] when the task has no such split)."""
+        if not (self.directory / f"{split}.jsonl").is_file():
+            return []
+        return task_inputs(self.directory.parent, self.directory.name, split, limit)
+
+
+def read_tasks(tasks_dir: Path) -> dict[str, Task]:
+    """Every tasks/<task>/task.json, by task name; {} when the folder is missing."""
+    tasks: dict[str, Task] = {}
+    if not tasks_dir.is_dir():
+        return tasks
+    for meta_path in sorted(tasks_dir.glob("*/task.json")):
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        name = meta.get("name", meta_path.parent.name)
+        tasks[name] = Task(
+            name=name,
+            category=meta.get("category", UNKNOWN_CATEGORY),
+            instruction=meta.get("instruction", ""),
+            held_out=bool(meta.get("held_out", False)),
+            directory=meta_path.parent,
+        )
+    return tasks
+
+
+def examples_from_tasks(tasks: Mapping[str, Task], per_task: int = EXAMPLES_PER_TASK) -> list[Example]:
+    """`per_task` test prompts of every task, grouped by category, held-out tasks last within a category."""
+    examples = [
+        Example(task.name, task.category, task.held_out, task.prompt(text))
+        for task in tasks.values()
+        for text in task.inputs("test", limit=per_task)
+    ]
+    return sorted(examples, key=lambda e: (e.category, e.held_out, e.task))
+
+
+def adapter_categories(adapter_dirs: Iterable[tuple[str, str]], assets_dir: Path) -> dict[str, str]:
+    """adapter -> category from card.json beside the adapter, else assets/adapters/<name>/card.json, else unknown."""
+    categories = {}
+    for name, source in adapter_dirs:
+        category = UNKNOWN_CATEGORY
+        for card in (Path(source) / "card.json", assets_dir / "adapters" / name / "card.json"):
+            if card.is_file():
+                category = json.loads(card.read_text(encoding="utf-8")).get("category", UNKNOWN_CATEGORY)
+                break
+        categories[name] = category
+    return categories
+
+
+def _read_csv(path: Path, **kwargs) -> pd.DataFrame | None:
+    return pd.read_csv(path, **kwargs) if path.is_file() else None
+
+
+@dataclass
+class StudioData:
+    """The static data of the UI. Built by `load` from the assets folder, or directly in tests."""
+
+    adapter_categories: dict[str, str]
+    task_categories: dict[str, str] = field(default_factory=dict)
+    tasks: dict[str, Task] = field(default_factory=dict)
+    examples: list[Example] = field(default_factory=list)
+    signal_matrices: dict[str, pd.DataFrame | None] = field(default_factory=dict)  # signal -> tasks x adapters
+    weight_similarity: pd.DataFrame | None = None  # dataset-level scatter points
+    centroids_path: Path | None = None  # results/task_centroids.json when present
+
+    @classmethod
+    def load(
+        cls, assets_dir: Path, adapter_dirs: Sequence[tuple[str, str]], examples: Sequence[Example] | None = None
+    ) -> StudioData:
+        """Read everything under `assets_dir`; `examples` replaces the test-set examples when given."""
+        results = assets_dir / "results"
+        tasks = read_tasks(assets_dir / "tasks")
+        centroids = results / "task_centroids.json"
+        return cls(
+            adapter_categories=adapter_categories(adapter_dirs, assets_dir),
+            task_categories={t.name: t.category for t in tasks.values()},
+            tasks=tasks,
+            examples=list(examples) if examples is not None else examples_from_tasks(tasks),
+            signal_matrices={s: _read_csv(results / f"signals_{s}.csv", index_col=0) for s in SIGNALS},
+            weight_similarity=_read_csv(results / "weight_similarity.csv"),
+            centroids_path=centroids if centroids.is_file() else None,
+        )
+
+    def dataset_matrix(self, signal: str, adapters: Sequence[str]) -> pd.DataFrame | None:
+        """The dataset heatmap restricted to the pool's adapters (pool order); None when it shares none."""
+        matrix = self.signal_matrices.get(signal)
+        if matrix is None:
+            return None
+        shared = [a for a in adapters if a in matrix.columns]
+        return matrix[shared] if shared else None
+
+    def dev_centroids(
+        self, adapters: Sequence[str], centroid: Callable[[list[str]], np.ndarray]
+    ) -> dict[str, np.ndarray]:
+        """Centroid of each adapter's task dev inputs (adapters are named after their task); absent when none."""
+        centroids = {}
+        for name in adapters:
+            task = self.tasks.get(name)
+            texts = task.inputs("dev", limit=DEV_INPUTS) if task else []
+            if texts:
+                centroids[name] = centroid(texts)  # (D,)
+        return centroids

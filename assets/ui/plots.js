@@ -1,0 +1,22 @@
+() => {
+  // Plotly sizes a figure when it draws it; Gradio may draw before the columns settle, leaving a plot
+  // narrower than its column. Ask Plotly to refit (it listens to window resizes) whenever the plots change.
+  let pending = null;
+  const refit = () => {
+    clearTimeout(pending);
+    pending = setTimeout(() => window.dispatchEvent(new Event("resize")), 80);
+  };
+  const sizes = new ResizeObserver(refit);
+  const watch = () => {
+    const plots = document.getElementById("plots");
+    if (!plots || plots.dataset.logoWatched) return false;
+    plots.dataset.logoWatched = "1";
+    sizes.observe(plots);
+    new MutationObserver(refit).observe(plots, { childList: true, subtree: true });
+    return true;
+  };
+  if (!watch()) {
+    const wait = new MutationObserver(() => watch() && wait.disconnect());
+    wait.observe(document.body, { childList: true, subtree: true });
+  }
+}
