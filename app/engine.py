@@ -18,7 +18,7 @@ import contextvars
 import queue
 import threading
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from collections.abc import Callable, Iterator, Mapping, Sequence
 
 import torch
@@ -35,7 +35,7 @@ from .config import EngineConfig, GenerationConfig, ProbeConfig, RoutingConfig
 from .decoding import decode
 from .mixture import Factors, ReadWriteLock, fused, wrap_modules
 from .pool import AdapterPool
-from .probe import position_ids, probe_inputs, probe_module_name
+from .probe import block_index, position_ids, probe_inputs_at_blocks, probe_module_name
 from .results import Generation, Routing, Timings
 from .signals import calibrate, lora_outputs, select_top_k, signal_from_outputs
 
@@ -129,21 +129,31 @@ class LoGoEngine:
     def raw_signals(self, prompts: str | Sequence[str], probe: ProbeConfig | None = None) -> dict[str, torch.Tensor]:
         """Both raw signals of every adapter for every prompt: signal -> (P, N) float32 on the CPU."""
         probe = probe or ProbeConfig()
+        return self.raw_signals_by_block(prompts, probe, [probe.block])[block_index(self.model, probe.block)]
+
+    def raw_signals_by_block(
+        self, prompts: str | Sequence[str], probe: ProbeConfig, blocks: Sequence[int]
+    ) -> dict[int, dict[str, torch.Tensor]]:
+        """Raw signals at several probe blocks from one forward pass: block -> signal -> (P, N) on the CPU.
+
+        probe.block is ignored; module, probe input and aggregation apply to every block (for probe sweeps).
+        """
         prompts = self._check_prompts(prompts)
-        stack = self._probe_stack(probe)
-        chunks: dict[str, list[torch.Tensor]] = {"norm": [], "entropy": []}
+        stacks = {block_index(self.model, b): self._probe_stack(replace(probe, block=b)) for b in blocks}
+        chunks: dict[int, dict[str, list[torch.Tensor]]] = {b: {"norm": [], "entropy": []} for b in stacks}
         for start in range(0, len(prompts), PROBE_BATCH):
             ids, mask = self._encode(prompts[start : start + PROBE_BATCH])
             token = self._active.set(None)  # the probe always sees the base weights only
             try:
                 with self._lock.read():
-                    h = probe_inputs(self.model, ids, mask, probe)  # (B, d_in)
-                    outputs = lora_outputs(h.to(stack.a.dtype), stack.a, stack.b, stack.scaling)  # (B, N, d_out)
-                    for signal in chunks:
-                        chunks[signal].append(signal_from_outputs(outputs, signal).cpu())
+                    inputs = probe_inputs_at_blocks(self.model, ids, mask, probe, list(stacks))  # block -> (B, d_in)
+                    for b, stack in stacks.items():
+                        outputs = lora_outputs(inputs[b].to(stack.a.dtype), stack.a, stack.b, stack.scaling)  # (B, N, d_out)
+                        for signal in chunks[b]:
+                            chunks[b][signal].append(signal_from_outputs(outputs, signal).cpu())
             finally:
                 self._active.reset(token)
-        return {signal: torch.cat(parts) for signal, parts in chunks.items()}
+        return {b: {s: torch.cat(parts) for s, parts in by_signal.items()} for b, by_signal in chunks.items()}
 
     def calibration_stats(self, probe: ProbeConfig | None = None, prompts: Sequence[str] | None = None) -> CalibrationStats:
         """Per-adapter mean/std of both signals on reference prompts (the generic set by default); cached."""

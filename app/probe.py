@@ -81,19 +81,39 @@ def probe_inputs(
     residual stream entering the block (what the official code reads as hidden_states[T]).
     The caller guarantees that no mixture is active, so every upstream layer runs with base weights.
     """
-    block = decoder_blocks(model)[block_index(model, probe.block)]
-    target = block if probe.probe_input == "residual" else block.get_submodule(probe.module)
+    index = block_index(model, probe.block)
+    return probe_inputs_at_blocks(model, input_ids, attention_mask, probe, [index])[index]
 
+
+@torch.inference_mode()
+def probe_inputs_at_blocks(
+    model: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor, probe: ProbeConfig, blocks: list[int]
+) -> dict[int, torch.Tensor]:
+    """Like probe_inputs, for several blocks in one forward pass (probe.block is ignored): block -> (B, d_in).
+
+    The pass stops as soon as the deepest requested block's input is known.
+    """
+    all_blocks = decoder_blocks(model)
+    indices = sorted({block_index(model, b) for b in blocks})
     owner = threading.get_ident()
+    captured: dict[int, torch.Tensor] = {}
 
-    def hook(_module, args, kwargs):
-        # The hook sits on a module shared by every request: only this thread's forward pass is stopped.
-        if threading.get_ident() != owner:
+    def hook_for(index: int):
+        def hook(_module, args, kwargs):
+            # The hook sits on a module shared by every request: only this thread's pass is read and stopped.
+            if threading.get_ident() != owner:
+                return None
+            captured[index] = _aggregate(args[0] if args else kwargs["hidden_states"], attention_mask, probe.aggregate)
+            if index == indices[-1]:
+                raise _Captured(captured[index])
             return None
-        hidden = args[0] if args else kwargs["hidden_states"]
-        raise _Captured(hidden)
 
-    handle = target.register_forward_pre_hook(hook, with_kwargs=True)
+        return hook
+
+    handles = []
+    for index in indices:
+        target = all_blocks[index] if probe.probe_input == "residual" else all_blocks[index].get_submodule(probe.module)
+        handles.append(target.register_forward_pre_hook(hook_for(index), with_kwargs=True))
     try:
         model.get_decoder()(
             input_ids=input_ids,
@@ -101,8 +121,9 @@ def probe_inputs(
             position_ids=position_ids(attention_mask),
             use_cache=False,
         )
-    except _Captured as captured:
-        return _aggregate(captured.value, attention_mask, probe.aggregate)
+    except _Captured:
+        return captured
     finally:
-        handle.remove()
-    raise RuntimeError(f"the forward pass never reached {probe.module!r} of block {probe.block}")
+        for handle in handles:
+            handle.remove()
+    raise RuntimeError(f"the forward pass never reached {probe.module!r} of block {indices[-1]}")

@@ -219,3 +219,13 @@ def test_answer_loss_is_the_cross_entropy_of_the_answer(engine, tiny_world):
         logits = tiny_world.model(full).logits[0]
     expected = torch.nn.functional.cross_entropy(logits[len(prompt_ids) - 1 : -1], full[0, len(prompt_ids) :])
     assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
+
+
+@pytest.mark.parametrize("probe_input", ["module", "residual"])
+def test_signals_of_all_blocks_in_one_pass_equal_one_block_at_a_time(engine, probe_input):
+    probe = ProbeConfig(probe_input=probe_input, aggregate="mean")
+    together = engine.raw_signals_by_block(PROMPTS, probe, [0, 1, 2, 3])
+    for block in range(4):
+        alone = engine.raw_signals(PROMPTS, ProbeConfig(block=block, probe_input=probe_input, aggregate="mean"))
+        for signal in ("norm", "entropy"):
+            torch.testing.assert_close(together[block][signal], alone[signal], rtol=1e-6, atol=1e-7)

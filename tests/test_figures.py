@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from analysis import export, figures
+from analysis import export, figures, tables
 from analysis.export import (
     PngExportUnavailable,
     export_bundle,
@@ -180,7 +180,7 @@ def test_results_table_averages_tasks_per_category_and_bolds_the_best():
         ("other", "A", "t1", "c1", "exact_match", 5.0),
     ]
     results = pd.DataFrame(rows, columns=["setting", "method", "task", "category", "metric", "score"]).assign(n=40)
-    table = figures.results_table_markdown(results)
+    table = tables.results_table_markdown(results)
     assert "### main" in table and "### other" in table
     assert "| method | c1 (EM) | c2 (BLEU) | avg |" in table
     assert "| A | 20.0 | **50.0** | **35.0** |" in table
@@ -189,7 +189,7 @@ def test_results_table_averages_tasks_per_category_and_bolds_the_best():
 
 def test_results_table_from_the_fixture_has_a_table_per_setting():
     results = pd.read_csv(FIXTURES / "results.csv")
-    table = figures.results_table_markdown(results)
+    table = tables.results_table_markdown(results)
     for setting in results["setting"].unique():
         assert f"### {setting}" in table
     assert table.count("**") >= 2 * 5 * results["setting"].nunique()  # at least one bold cell per column

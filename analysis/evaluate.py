@@ -1,0 +1,170 @@
+"""The evaluation harness: every method on every task of the zoo, resumable, written as the paper's tables.
+
+    python -m analysis.evaluate [--methods ...] [--tasks ...] [--setting in_pool|held_out|both] [--k K]
+                                [--limit N] [--out DIR] [--runs DIR]
+
+Each (setting, method, task) cell writes per-instance JSONL under --runs (not committed: it holds every
+signal); finished cells are skipped, so an interrupted run resumes. The summary files go to --out:
+results.csv, routing.csv, results.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+from tqdm.auto import tqdm
+
+from analysis.methods import IN_POOL_ONLY, METHODS, EvalContext
+from analysis.metrics import score
+from analysis.tables import results_table_markdown
+from app.config import REPO_ROOT, EngineConfig
+from app.engine import LoGoEngine
+from zoo.data import TASKS_DIR, Task, load_tasks
+
+log = logging.getLogger(__name__)
+SETTINGS = ("in_pool", "held_out")
+DEFAULT_OUT = REPO_ROOT / "assets" / "results"
+DEFAULT_RUNS = REPO_ROOT / "out" / "eval"
+
+
+@dataclass(frozen=True)
+class Cell:
+    setting: str
+    method: str
+    task: Task
+
+    @property
+    def exclude(self) -> list[str]:
+        """Held-out setting: a pool task is evaluated with its own adapter removed (leave-one-out)."""
+        return [self.task.name] if self.setting == "held_out" and not self.task.held_out else []
+
+    def path(self, runs: Path) -> Path:
+        return runs / "instances" / self.setting / self.method / f"{self.task.name}.jsonl"
+
+
+def plan(tasks: list[Task], methods: list[str], settings: list[str]) -> list[Cell]:
+    """in_pool: the pool tasks, all adapters available. held_out: held-out tasks plus leave-one-out pool tasks."""
+    cells = []
+    for setting in settings:
+        for method in methods:
+            if setting == "held_out" and method in IN_POOL_ONLY:
+                continue
+            for task in tasks:
+                if setting == "in_pool" and task.held_out:
+                    continue
+                cells.append(Cell(setting, method, task))
+    return cells
+
+
+def run_cell(ctx: EvalContext, cell: Cell, limit: int | None, runs: Path) -> None:
+    rows = cell.task.examples("test", limit)
+    prompts = [cell.task.prompt(r["input"]) for r in rows]
+    out = METHODS[cell.method](ctx, cell.task, prompts, cell.exclude)
+    path = cell.path(runs)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    with open(tmp, "w") as f:
+        for i, (row, text) in enumerate(zip(rows, out.texts, strict=True)):
+            record = {
+                "input": row["input"],
+                "target": row["target"],
+                "output": text,
+                "score": score(cell.task.metric, text, row["target"]),
+                "selected": out.selected[i],
+                "weights": out.weights[i],
+                "signals": out.signals[i] if out.signals else None,
+                "timings": out.timings[i] if out.timings else None,
+            }
+            if i == 0 and out.info:
+                record["cell_info"] = out.info
+            f.write(json.dumps(record) + "\n")
+    tmp.replace(path)  # a cell exists only once it is complete: resumption never reads half a cell
+
+
+def collect(runs: Path, tasks: dict[str, Task], k: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """results (setting, method, task, category, metric, score, n) and routing rates from every finished cell."""
+    results, routing = [], []
+    for path in sorted((runs / "instances").glob("*/*/*.jsonl")):
+        setting, method, name = path.parent.parent.name, path.parent.name, path.stem
+        if name not in tasks:
+            continue
+        task = tasks[name]
+        records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        results.append(
+            {
+                "setting": setting,
+                "method": method,
+                "task": name,
+                "category": task.category,
+                "metric": task.metric,
+                "score": sum(r["score"] for r in records) / len(records),
+                "n": len(records),
+            }
+        )
+        if setting == "in_pool" and method.startswith("logo_"):
+            routing.append(
+                {
+                    "signal": method.removeprefix("logo_"),
+                    "task": name,
+                    "top1_own_rate": sum(r["selected"][0] == name for r in records) / len(records),
+                    "topk_own_rate": sum(name in r["selected"][:k] for r in records) / len(records),
+                    "n": len(records),
+                }
+            )
+    return pd.DataFrame(results), pd.DataFrame(routing)
+
+
+def write_summary(results: pd.DataFrame, routing: pd.DataFrame, out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    results.to_csv(out / "results.csv", index=False, float_format="%.2f")
+    routing.to_csv(out / "routing.csv", index=False, float_format="%.3f")
+    text = results_table_markdown(results) if not results.empty else "(no finished cells)\n"
+    if not routing.empty:
+        rates = routing.groupby("signal")[["top1_own_rate", "topk_own_rate"]].mean()
+        text += "\n\n### Own adapter ranked first / in the top-k (in-pool test inputs)\n\n"
+        text += "| signal | top-1 | top-k |\n|---|---|---|\n"
+        text += "".join(f"| {s} | {r.top1_own_rate:.3f} | {r.topk_own_rate:.3f} |\n" for s, r in rates.iterrows())
+    (out / "results.md").write_text(text)
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description="Evaluate LoGo and the baselines on the zoo.")
+    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
+    parser.add_argument("--tasks", nargs="+", help="task names (default: all)")
+    parser.add_argument("--setting", choices=(*SETTINGS, "both"), default="both")
+    parser.add_argument("--k", type=int, default=3)
+    parser.add_argument("--limit", type=int, help="test instances per task (default: all)")
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--reference", choices=("generic", "own"), default="generic", help="calibration prompts of *_cal")
+    parser.add_argument("--adapters", default=str(REPO_ROOT / "assets" / "adapters"))
+    parser.add_argument("--tasks-dir", type=Path, default=TASKS_DIR)
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="summary tables (committed)")
+    parser.add_argument("--runs", type=Path, default=DEFAULT_RUNS, help="per-instance JSONL (not committed)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+
+    all_tasks = {t.name: t for t in load_tasks(args.tasks_dir)}
+    unknown = sorted(set(args.tasks or []) - set(all_tasks))
+    if unknown:
+        raise SystemExit(f"error: unknown tasks {unknown}; known: {', '.join(all_tasks)}")
+    tasks = [all_tasks[n] for n in args.tasks] if args.tasks else list(all_tasks.values())
+    settings = list(SETTINGS) if args.setting == "both" else [args.setting]
+    cells = [c for c in plan(tasks, args.methods, settings) if not c.path(args.runs).is_file()]
+    log.info("%d cells to run (finished cells are skipped)", len(cells))
+    if cells:
+        engine = LoGoEngine(EngineConfig(adapters=(args.adapters,)))
+        ctx = EvalContext(engine, k=args.k, reference=args.reference, batch_size=args.batch_size, tasks_dir=args.tasks_dir)
+        for cell in tqdm(cells, desc="cells"):
+            run_cell(ctx, cell, args.limit, args.runs)
+    results, routing = collect(args.runs, all_tasks, args.k)
+    write_summary(results, routing, args.out)
+    print((args.out / "results.md").read_text())
+
+
+if __name__ == "__main__":
+    main()

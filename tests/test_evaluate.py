@@ -1,0 +1,128 @@
+"""The evaluation harness end to end on the tiny world: every method, leave-one-out, resumption, summary tables."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from analysis.evaluate import Cell, collect, plan, run_cell, write_summary
+from analysis.methods import METHODS, EvalContext
+from zoo.data import load_tasks
+
+TASKS = {  # named after the tiny world's adapters, so each pool task has an "own" adapter
+    "alpha": ("reasoning", False, [("count one two", "two"), ("count three four five", "three")]),
+    "beta": ("translation", False, [("translate the cat", "le chat"), ("translate the dog", "le chien")]),
+    "gamma": ("cbqa", False, [("capital of france ?", "paris"), ("capital of germany ?", "berlin")]),
+    "delta": ("nli", False, [("the cat is a bird ?", "no"), ("the dog is a dog ?", "yes")]),
+    "epsilon": ("code", False, [("def sum ( list )", "sum"), ("print len ( words )", "len")]),
+    "zeta": ("classification", True, [("is the movie good ?", ["positive", "good"]), ("is the review bad ?", "negative")]),
+}
+
+
+class StubEmbedder:
+    """Bag-of-words vectors: enough to exercise the retrieval logic without MiniLM."""
+
+    def embed(self, texts):
+        import numpy as np
+
+        from tests.tiny import WORDS
+
+        vocab = {w: i for i, w in enumerate(WORDS)}
+        out = np.zeros((len(texts), len(vocab)), dtype=np.float32)
+        for row, text in enumerate(texts):
+            for word in text.split():
+                if word in vocab:
+                    out[row, vocab[word]] += 1
+        return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-9)
+
+    def task_centroid(self, texts):
+        import numpy as np
+
+        c = self.embed(texts).mean(axis=0)
+        return c / max(float(np.linalg.norm(c)), 1e-9)
+
+
+@pytest.fixture
+def tasks_dir(tmp_path):
+    root = tmp_path / "tasks"
+    for name, (category, held_out, rows) in TASKS.items():
+        folder = root / name
+        folder.mkdir(parents=True)
+        meta = {"name": name, "category": category, "description": f"{name} task.", "instruction": "please answer :",
+                "metric": "exact_match", "held_out": held_out, "source": "test"}
+        (folder / "task.json").write_text(json.dumps(meta))
+        lines = "".join(json.dumps({"input": i, "target": t}) + "\n" for i, t in rows)
+        for split in ("dev", "test"):
+            (folder / f"{split}.jsonl").write_text(lines)
+    return root
+
+
+@pytest.fixture
+def ctx(make_engine, tasks_dir):
+    context = EvalContext(make_engine(), k=2, batch_size=2, tasks_dir=tasks_dir)
+    context.__dict__["embedder"] = StubEmbedder()  # cached_property: the stub replaces MiniLM
+    return context
+
+
+def test_plan_covers_both_settings_with_leave_one_out(tasks_dir):
+    tasks = load_tasks(tasks_dir)
+    cells = plan(tasks, ["base", "oracle", "logo_norm"], ["in_pool", "held_out"])
+    in_pool = [c for c in cells if c.setting == "in_pool"]
+    held = [c for c in cells if c.setting == "held_out"]
+    assert {c.task.name for c in in_pool} == {"alpha", "beta", "gamma", "delta", "epsilon"}
+    assert {c.task.name for c in held} == {"alpha", "beta", "gamma", "delta", "epsilon", "zeta"}
+    assert not any(c.method == "oracle" for c in held)
+    by_name = {t.name: t for t in tasks}
+    assert Cell("held_out", "logo_norm", by_name["alpha"]).exclude == ["alpha"]
+    assert Cell("held_out", "logo_norm", by_name["zeta"]).exclude == []  # held out: no own adapter to drop
+
+
+@pytest.mark.parametrize("method", list(METHODS))
+def test_every_method_runs_end_to_end(ctx, tasks_dir, tmp_path, method):
+    task = {t.name: t for t in load_tasks(tasks_dir)}["beta"]
+    for setting in ("in_pool", "held_out"):
+        if setting == "held_out" and method == "oracle":
+            continue
+        cell = Cell(setting, method, task)
+        run_cell(ctx, cell, None, tmp_path / "runs")
+        records = [json.loads(l) for l in cell.path(tmp_path / "runs").read_text().splitlines()]
+        assert len(records) == 2 and all(r["score"] in (0.0, 100.0) for r in records)
+        if setting == "held_out":
+            assert all("beta" not in r["selected"] for r in records)  # leave-one-out
+    if method == "oracle":
+        assert records[0]["selected"] == ["beta"]
+    if method.startswith("logo_"):
+        assert set(records[0]["signals"]) == set(ctx.engine.adapter_names)
+        assert len(records[0]["selected"]) == 2 and sum(records[0]["weights"]) == pytest.approx(1.0)
+
+
+def test_logo_method_uses_the_engine_routing(ctx, tasks_dir, tmp_path):
+    from app.config import RoutingConfig
+
+    task = {t.name: t for t in load_tasks(tasks_dir)}["gamma"]
+    run_cell(ctx, Cell("in_pool", "logo_entropy", task), None, tmp_path)
+    records = [json.loads(l) for l in Cell("in_pool", "logo_entropy", task).path(tmp_path).read_text().splitlines()]
+    routed = ctx.engine.route([task.prompt(r["input"]) for r in task.examples("test")], RoutingConfig(k=2, signal="entropy"))
+    assert [r["selected"] for r in records] == [list(r.selected) for r in routed]
+
+
+def test_resumption_skips_finished_cells_and_summaries_are_written(ctx, tasks_dir, tmp_path):
+    tasks = load_tasks(tasks_dir)
+    runs = tmp_path / "runs"
+    cells = plan(tasks, ["base", "logo_norm"], ["in_pool"])
+    run_cell(ctx, cells[0], None, runs)
+    todo = [c for c in cells if not c.path(runs).is_file()]
+    assert len(todo) == len(cells) - 1
+    for cell in todo:
+        run_cell(ctx, cell, None, runs)
+    results, routing = collect(runs, {t.name: t for t in tasks}, k=2)
+    assert set(results.columns) == {"setting", "method", "task", "category", "metric", "score", "n"}
+    assert len(results) == 10 and (results.n == 2).all()
+    assert set(routing.columns) == {"signal", "task", "top1_own_rate", "topk_own_rate", "n"}
+    assert set(routing.signal) == {"norm"}
+    write_summary(results, routing, tmp_path / "out")
+    assert pd.read_csv(tmp_path / "out" / "results.csv").shape == (10, 7)
+    table = (tmp_path / "out" / "results.md").read_text()
+    assert "logo_norm" in table and "base" in table and "top-1" in table
