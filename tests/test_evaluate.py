@@ -60,9 +60,13 @@ def tasks_dir(tmp_path):
 
 
 @pytest.fixture
-def ctx(make_engine, tasks_dir):
+def ctx(make_engine, tasks_dir, tiny_world):
+    from analysis.baselines import ArrowBaseline
+
     context = EvalContext(make_engine(), k=2, batch_size=2, tasks_dir=tasks_dir)
     context.__dict__["embedder"] = StubEmbedder()  # cached_property: the stub replaces MiniLM
+    # Arrow needs its own copy of the base model; the tiny one cannot be loaded by name
+    context.__dict__["arrow"] = ArrowBaseline(context.engine, k=2, base=tiny_world.base())
     return context
 
 
