@@ -24,6 +24,7 @@ from zoo.data import load_tasks
 
 log = logging.getLogger(__name__)
 STEPS = ("centroids", "heatmap", "similarity", "latency", "probe_sweep", "calibration", "k_sweep")
+SCATTER_METHODS = ("logo_norm", "logo_entropy_cal")  # the paper's variant and our best; the rest adds size, not insight
 LATENCY_PROMPT = "Write a long, detailed story about a lighthouse keeper and a storm."
 
 
@@ -48,16 +49,21 @@ def centroids(out: Path, tasks) -> dict:
     return result
 
 
-def heatmap(engine: LoGoEngine, tasks, out: Path, limit: int) -> None:
+def heatmap(engine: LoGoEngine | None, tasks, out: Path, limit: int) -> None:
+    """Mean signal per (input task, adapter); with engine=None, redraw from the CSVs already in `out`."""
     from analysis.sweeps import mean_signal_matrix
 
     categories = {t.name: t.category for t in tasks}
     for signal in ("norm", "entropy"):
-        matrix = mean_signal_matrix(engine, tasks, signal, limit)
-        matrix.to_csv(out / f"signals_{signal}.csv", float_format="%.5g")
+        path = out / f"signals_{signal}.csv"
+        if engine is None:
+            matrix = pd.read_csv(path, index_col=0)
+        else:
+            matrix = mean_signal_matrix(engine, tasks, signal, limit)
+            matrix.to_csv(path, float_format="%.5g")
         fig = figures.signal_heatmap(
             matrix,
-            {n: categories[n] for n in engine.adapter_names},
+            {n: categories[n] for n in matrix.columns},
             categories,
             title=f"Mean {signal} signal per adapter (rows: input tasks; raw, last block q_proj)",
         )
@@ -71,6 +77,8 @@ def similarity(runs: Path, out: Path, tasks) -> None:
     cents = load_task_centroids(out / "task_centroids.json")
     points = []
     for path in sorted((runs / "instances").glob("*/logo_*/*.jsonl")):
+        if path.parent.name not in SCATTER_METHODS:
+            continue
         task = path.stem
         for line in path.read_text().splitlines():
             record = json.loads(line)
@@ -79,7 +87,7 @@ def similarity(runs: Path, out: Path, tasks) -> None:
                 points.append({"method": path.parent.name, "setting": path.parent.parent.name, "task": task,
                                "adapter": adapter, "weight": weight, "similarity": sim})
     df = pd.DataFrame(points)
-    df.to_csv(out / "weight_similarity.csv", index=False, float_format="%.4f")
+    df.to_csv(out / "weight_similarity.csv", index=False, float_format="%.3f")
     if not df.empty:
         for method, part in df.groupby("method"):
             save_figure(figures.weight_similarity_scatter(part, title=f"Merge weight vs task similarity ({method})"), out, f"weight_similarity_{method}")
@@ -115,15 +123,17 @@ def main(argv=None) -> None:
     parser.add_argument("--sweep-limit", type=int, default=40, help="test prompts per task for the sweeps")
     parser.add_argument("--latency-tokens", type=int, default=256)
     parser.add_argument("--only", nargs="+", choices=STEPS, default=list(STEPS))
+    parser.add_argument("--reuse", action="store_true", help="redraw heatmaps and sweeps from the CSVs in --out")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     args.out.mkdir(parents=True, exist_ok=True)
     tasks = load_tasks()
-    engine = LoGoEngine() if set(args.only) - {"centroids", "similarity"} else None
+    needs_engine = {"latency"} | (set() if args.reuse else {"heatmap", "probe_sweep", "calibration"})
+    engine = LoGoEngine() if needs_engine & set(args.only) else None
     if "centroids" in args.only:
         centroids(args.out, tasks)
     if "heatmap" in args.only:
-        heatmap(engine, tasks, args.out, args.limit)
+        heatmap(None if args.reuse else engine, tasks, args.out, args.limit)
     if "similarity" in args.only:
         similarity(args.runs, args.out, tasks)
     if "latency" in args.only:
@@ -131,10 +141,13 @@ def main(argv=None) -> None:
     if "probe_sweep" in args.only:
         from analysis.sweeps import probe_sweep
 
-        df = probe_sweep(engine, tasks, read_reference_prompts(engine.config.reference_prompts), args.sweep_limit)
-        df.to_csv(args.out / "probe_sweep.csv", index=False, float_format="%.4f")
+        if args.reuse:
+            df = pd.read_csv(args.out / "probe_sweep.csv")
+        else:
+            df = probe_sweep(engine, tasks, read_reference_prompts(engine.config.reference_prompts), args.sweep_limit)
+            df.to_csv(args.out / "probe_sweep.csv", index=False, float_format="%.4f")
         save_figure(figures.probe_sweep(df), args.out, "probe_sweep")
-    if "calibration" in args.only:
+    if "calibration" in args.only and not args.reuse:
         from analysis.methods import EvalContext
         from analysis.sweeps import calibration_sweep
 
