@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup run test test-fast zoo bench clean
+.PHONY: setup browser run test test-fast zoo bench clean
 
 $(STAMP): requirements.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -19,7 +19,16 @@ setup: $(STAMP)
 run: setup
 	$(PY) app.py
 
-test: setup
+# Debian's Chromium for the browser test and PNG export (never a browser download); without apt the
+# browser test skips and says why
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+	      || echo "WARNING: could not install chromium with apt: the browser test will be skipped"; \
+	  else echo "WARNING: no chromium and no root apt-get: the browser test will be skipped"; fi; }
+
+test: setup browser
 	$(PY) -m pytest -q
 
 test-fast: setup

