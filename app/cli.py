@@ -38,6 +38,11 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--probe-module", default="self_attn.q_proj", help="module inside the block")
         sub.add_argument("--probe-input", choices=PROBE_INPUTS, default="module", help="module input or residual")
         sub.add_argument("--aggregate", choices=AGGREGATES, default="last", help="last token or mean over tokens")
+        sub.add_argument(
+            "--reference-prompts", metavar="FILE",
+            help="calibration prompts, one per line (default: the generic set in assets/reference_prompts.txt; "
+            "the adapters' own sample inputs calibrate better)",
+        )
         sub.add_argument("--adapters", nargs="+", help="adapter or pool directories / hub ids (default assets/adapters)")
         sub.add_argument("--base-model", default="embedded", help="'embedded', a model directory or a hub id")
         sub.add_argument("--device", help="cuda or cpu (default: cuda when available)")
@@ -56,6 +61,8 @@ def _configs(args) -> tuple[EngineConfig, RoutingConfig]:
     engine_kwargs = dict(base_model=args.base_model, device=args.device, dtype=args.dtype, chat_template=not args.raw)
     if args.adapters:
         engine_kwargs["adapters"] = tuple(args.adapters)
+    if args.reference_prompts:
+        engine_kwargs["reference_prompts"] = args.reference_prompts
     probe = ProbeConfig(
         block=args.probe_block, module=args.probe_module, probe_input=args.probe_input, aggregate=args.aggregate
     )

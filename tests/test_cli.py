@@ -81,3 +81,16 @@ def test_unknown_signal_is_rejected_by_the_parser(capsys):
         main(["route", "hello", "--signal", "loudness"])
     assert exit_info.value.code == 2
     assert "invalid choice: 'loudness'" in capsys.readouterr().err
+
+
+def test_reference_prompts_file_changes_the_calibration(capsys, model_dir, tiny_world, tmp_path):
+    common = ["route", "count one two", "--base-model", str(model_dir), "--adapters", str(tiny_world.pool_dir),
+              "--calibration", "zscore", "--json"]
+    _, generic, _ = _run(capsys, *common)
+    reference = tmp_path / "own.txt"
+    reference.write_text("sort the words cat dog\ncount one two three\nwhat is two + three ?\n")
+    _, own, _ = _run(capsys, *common, "--reference-prompts", str(reference))
+    assert json.loads(own)["signals"] == json.loads(generic)["signals"]
+    assert json.loads(own)["scores"] != json.loads(generic)["scores"]
+    code, _, err = _run(capsys, *common, "--reference-prompts", str(tmp_path / "missing.txt"))
+    assert code == 2 and "reference prompt file" in err
