@@ -25,8 +25,8 @@ class SplitSizes:
 
 
 POOL_SIZES = SplitSizes(train=3000, dev=200, test=300)
-# Held-out tasks train no adapter; a small train split is kept as a pool of few-shot demonstrations.
-HELD_OUT_SIZES = SplitSizes(train=200, dev=200, test=300)
+# Held-out tasks train no adapter; their train split (a pool of demonstrations) is as large as a pool task's minimum.
+HELD_OUT_SIZES = SplitSizes(train=2000, dev=200, test=300)
 
 
 def default_sizes(spec: TaskSpec) -> SplitSizes:
