@@ -12,7 +12,7 @@ import torch
 from tqdm.auto import tqdm
 
 from app.calibration import CalibrationStats
-from app.config import CALIBRATIONS, PROBE_INPUTS, AGGREGATES, SIGNALS, ProbeConfig
+from app.config import AGGREGATES, CALIBRATIONS, PROBE_INPUTS, SIGNALS, ProbeConfig
 from app.engine import LoGoEngine
 from app.signals import calibrate
 from zoo.data import Task

@@ -15,11 +15,10 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-import queue
 import threading
 import time
-from dataclasses import asdict, replace
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import asdict, replace
 
 import torch
 
@@ -38,6 +37,7 @@ from .pool import AdapterPool
 from .probe import block_index, position_ids, probe_inputs_at_blocks, probe_module_name
 from .results import Generation, Routing, Timings
 from .signals import calibrate, lora_outputs, select_top_k, signal_from_outputs
+from .streaming import GenerationStream
 
 PROBE_BATCH = 32  # prompts per probe forward: bounds activation memory for long prompt lists
 
@@ -341,7 +341,7 @@ class LoGoEngine:
         generation: GenerationConfig | None = None,
         *,
         mixture: Mapping[str, float] | None = None,
-    ) -> "GenerationStream":
+    ) -> GenerationStream:
         """Like generate, but yields text pieces as they are decoded; `.result` holds the Generation."""
         self._check_prompts(prompt)
         self._check_generation(generation or GenerationConfig())
@@ -417,59 +417,3 @@ class LoGoEngine:
                     config=asdict(generation),
                 )
         return [results[row] for row in range(len(prompts))]
-
-
-class GenerationStream:
-    """Iterates text pieces of one generation running in a worker thread; `.result` is the Generation.
-
-    The worker runs to the end on its own (bounded by max_new_tokens), so an abandoned stream never
-    holds the engine; `close()` asks it to stop early.
-    """
-
-    _DONE = object()
-
-    def __init__(self, run: Callable, tokenizer):
-        self._tokenizer = tokenizer
-        self._queue: queue.Queue = queue.Queue()
-        self._cancel = threading.Event()
-        self._result: Generation | None = None
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._work, args=(run,), daemon=True)
-        self._thread.start()
-
-    def _work(self, run: Callable) -> None:
-        try:
-            self._result = run(lambda tokens: self._queue.put(list(tokens[0])), self._cancel)
-        except BaseException as err:  # re-raised in the consumer's thread
-            self._error = err
-        finally:
-            self._queue.put(self._DONE)
-
-    def __iter__(self) -> Iterator[str]:
-        shown = ""
-        while (item := self._queue.get()) is not self._DONE:
-            text = self._tokenizer.decode(item, skip_special_tokens=True)
-            if text.endswith("\ufffd"):  # half of a multi-byte character: wait for the rest
-                continue
-            if len(text) > len(shown):
-                yield text[len(shown) :]
-                shown = text
-        self._thread.join()
-        if self._error is not None:
-            raise self._error
-
-    @property
-    def result(self) -> Generation:
-        self._thread.join()
-        if self._error is not None:
-            raise self._error
-        return self._result
-
-    def close(self) -> None:
-        self._cancel.set()
-
-    def __enter__(self) -> "GenerationStream":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()

@@ -23,7 +23,7 @@ from analysis.baselines import (
 from analysis.similarity import TaskEmbedder
 from app.config import GenerationConfig
 from app.pool import load_adapter
-from zoo.data import TASKS_DIR, canonical_target, load_task
+from zoo.data import TASKS_DIR, load_task
 
 PROMPTS = ["what is the capital of france ?", "sort the words cat dog bird"]
 EXAMPLES = [("what is two + three ?", "five"), ("capital of france ?", "paris"), ("sort cat dog", "cat dog")]

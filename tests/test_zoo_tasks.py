@@ -10,8 +10,19 @@ from pathlib import Path
 import pytest
 
 from zoo.build_tasks import HELD_OUT_SIZES, POOL_SIZES, build_task, draw_unique_examples
-from zoo.tasks import CATEGORIES, METRICS, TASKS, task_rng
-from zoo.tasks import cbqa, classification, code, nli, reasoning, struct2text, translation
+from zoo.tasks import (
+    CATEGORIES,
+    METRICS,
+    TASKS,
+    cbqa,
+    classification,
+    code,
+    nli,
+    reasoning,
+    struct2text,
+    task_rng,
+    translation,
+)
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets" / "tasks"
 TASK_JSON_KEYS = {"name", "category", "description", "instruction", "metric", "held_out", "source",

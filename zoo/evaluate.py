@@ -17,7 +17,7 @@ from tqdm.auto import tqdm
 
 from app.config import EngineConfig, GenerationConfig, RoutingConfig
 from app.engine import LoGoEngine
-from zoo.data import ADAPTERS_DIR, TASKS_DIR, load_task, load_tasks
+from zoo.data import ADAPTERS_DIR, TASKS_DIR, load_task
 
 log = logging.getLogger(__name__)
 ROUTING_VARIANTS = [("norm", "none"), ("entropy", "none"), ("norm", "mean"), ("entropy", "mean"), ("norm", "zscore")]

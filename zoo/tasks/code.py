@@ -159,7 +159,7 @@ def _random_expression(rng: random.Random) -> str:
         lambda: f"{{'{w}': {a}}}.get('{w2}', 0)", lambda: f"sorted({{'{w}': 1, '{w2}': 2}})",
         lambda: f"sorted(set({xs}))", lambda: f"len(set({xs}))",
         lambda: f"{a} > {b}", lambda: f"{a} == {b} or {c} < 5", lambda: f"not {a} == {b}", lambda: f"bool({a % 2})",
-        lambda: f"bool('')", lambda: f"bool([0])", lambda: f"{min(a, b)} < {c} < {max(a, b)}",
+        lambda: "bool('')", lambda: "bool([0])", lambda: f"{min(a, b)} < {c} < {max(a, b)}",
         lambda: f"int('{a}') + {b}", lambda: f"str({a}) * 2", lambda: f"float({a})", lambda: f"int({a}.9)",
         lambda: f"round({a}.{c}6)", lambda: f"tuple({xs[:3]})", lambda: f"type({a} / {b}).__name__",
         lambda: f"{a} if {a} > {b} else {b}", lambda: f"[{a}, {b}] * 2", lambda: f"'{w}'.isalpha()",
