@@ -45,13 +45,15 @@ PROBE_BATCH = 32  # prompts per probe forward: bounds activation memory for long
 class LoGoEngine:
     """Routes prompts over an adapter pool and generates with the weighted mixture. Thread-safe."""
 
-    def __init__(self, config: EngineConfig | None = None, *, base: BaseModel | None = None):
+    def __init__(
+        self, config: EngineConfig | None = None, *, base: BaseModel | None = None, pool: AdapterPool | None = None
+    ):
         self.config = config or EngineConfig()
         self.base = base or load_base_model(
             self.config.base_model, device=self.config.device, dtype=self.config.dtype, cache_dir=self.config.cache_dir
         )
         self.model, self.tokenizer = self.base.model, self.base.tokenizer
-        self.pool = AdapterPool.load(self.config.adapters, self.model)
+        self.pool = pool if pool is not None else AdapterPool.load(self.config.adapters, self.model)
         self._active: contextvars.ContextVar[Factors | None] = contextvars.ContextVar(
             f"logo-mixture-{id(self)}", default=None
         )

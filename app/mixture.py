@@ -68,11 +68,16 @@ class MixtureLinear(nn.Module):
 
 
 def wrap_modules(model: nn.Module, names: list[str], active: contextvars.ContextVar) -> dict[str, MixtureLinear]:
-    """Replace each named nn.Linear of `model` with a MixtureLinear (idempotent per name)."""
+    """Replace each named nn.Linear of `model` with a MixtureLinear reading `active`.
+
+    A layer wrapped before (by an earlier engine on the same model) is rebound to `active`: the newest
+    engine owns the model, so its mixtures are the ones applied.
+    """
     wrapped = {}
     for name in names:
         current = model.get_submodule(name)
         if isinstance(current, MixtureLinear):
+            current._active = active
             wrapped[name] = current
             continue
         parent_name, _, child = name.rpartition(".")

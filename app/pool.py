@@ -188,6 +188,35 @@ class AdapterPool:
     def load(cls, sources, model: nn.Module) -> "AdapterPool":
         return cls([load_adapter(d) for d in discover_adapters(sources)], model)
 
+    @classmethod
+    def random(
+        cls, model: nn.Module, n: int, rank: int = 16, targets: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj"),
+        alpha: float = 32.0, seed: int = 0,
+    ) -> "AdapterPool":
+        """N random adapters stacked directly on the model's device (benchmarks at 8B scale: no files, no copies).
+
+        A ~ N(0, 1/d_in), B ~ N(0, 0.01^2): deltas of about 1% of typical weights, like trained adapters.
+        """
+        pool = cls.__new__(cls)
+        pool.names = tuple(f"random_{i:04d}" for i in range(n))
+        pool.adapters = ()
+        pool.digest = f"random:{n}:{rank}:{seed}"
+        param = next(model.parameters())
+        generator = torch.Generator(device=param.device).manual_seed(seed)
+        pool.modules = {}
+        for name, module in model.named_modules():
+            module = getattr(module, "base", module)
+            if isinstance(module, nn.Linear) and name.rsplit(".", 1)[-1] in targets and ".layers." in name:
+                a = torch.randn(n, rank, module.in_features, generator=generator, device=param.device, dtype=param.dtype)
+                b = torch.randn(n, module.out_features, rank, generator=generator, device=param.device, dtype=param.dtype)
+                pool.modules[name] = StackedModule(
+                    a=a.mul_(module.in_features**-0.5),
+                    b=b.mul_(0.01),
+                    scaling=torch.full((n,), alpha / rank, device=param.device),
+                    covered=(True,) * n,
+                )
+        return pool
+
     def __len__(self) -> int:
         return len(self.names)
 

@@ -176,3 +176,16 @@ def test_excluded_adapters_are_scored_but_never_selected(engine):
         engine.route(PROMPT_A, exclude=["zeta"])
     with pytest.raises(ValueError, match="pool of 4 selectable adapters"):
         engine.route(PROMPT_A, RoutingConfig(k=5), exclude=["alpha"])
+
+
+def test_a_second_engine_on_the_same_model_applies_its_own_mixtures(tiny_world, tmp_path):
+    from app.engine import LoGoEngine
+
+    base = tiny_world.base()
+    config = EngineConfig(base_model="tiny", adapters=(str(tiny_world.pool_dir),), device="cpu", dtype="float32",
+                          cache_dir=tmp_path, reference_prompts=tiny_world.reference_file)
+    LoGoEngine(config, base=base)
+    second = LoGoEngine(config, base=base)  # wraps layers the first engine already wrapped
+    with_adapter = second.logits([PROMPT_A], [{"delta": 1.0}])
+    without = second.logits([PROMPT_A], [{}])
+    assert not torch.allclose(with_adapter, without)
