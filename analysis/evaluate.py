@@ -145,6 +145,12 @@ def main(argv=None) -> None:
     parser.add_argument("--tasks-dir", type=Path, default=TASKS_DIR)
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="summary tables (committed)")
     parser.add_argument("--runs", type=Path, default=DEFAULT_RUNS, help="per-instance JSONL (not committed)")
+    parser.add_argument("--embeddings", type=Path, help="MiniLM embeddings cache to use instead of the model")
+    parser.add_argument(
+        "--write-embeddings", type=Path, metavar="FILE",
+        help="only embed every text the retriever and AdapterSoup need (test prompts within --limit, 200 dev "
+        "prompts per task) into FILE, for a machine without MiniLM, and exit",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
 
@@ -153,12 +159,22 @@ def main(argv=None) -> None:
     if unknown:
         raise SystemExit(f"error: unknown tasks {unknown}; known: {', '.join(all_tasks)}")
     tasks = [all_tasks[n] for n in args.tasks] if args.tasks else list(all_tasks.values())
+    if args.write_embeddings:
+        from analysis.similarity import CachedEmbedder, TaskEmbedder
+
+        texts = [t.prompt(r["input"]) for t in all_tasks.values() for r in t.examples("dev", 200)]
+        texts += [t.prompt(r["input"]) for t in tasks for r in t.examples("test", args.limit)]
+        CachedEmbedder.build(TaskEmbedder(), texts, args.write_embeddings)
+        return
     settings = list(SETTINGS) if args.setting == "both" else [args.setting]
     cells = [c for c in plan(tasks, args.methods, settings) if not c.path(args.runs).is_file()]
     log.info("%d cells to run (finished cells are skipped)", len(cells))
     if cells:
         engine = LoGoEngine(EngineConfig(adapters=(args.adapters,)))
-        ctx = EvalContext(engine, k=args.k, reference=args.reference, batch_size=args.batch_size, tasks_dir=args.tasks_dir)
+        ctx = EvalContext(
+            engine, k=args.k, reference=args.reference, batch_size=args.batch_size, tasks_dir=args.tasks_dir,
+            embeddings=args.embeddings,
+        )
         for cell in tqdm(cells, desc="cells"):
             run_cell(ctx, cell, args.limit, args.runs)
     results, routing = collect(args.runs, all_tasks, args.k)

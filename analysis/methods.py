@@ -37,12 +37,13 @@ class EvalContext:
     reference: str = "generic"  # calibration set of the *_cal methods: "generic" prompts or the adapters' "own" inputs
     batch_size: int = 64
     tasks_dir: object = TASKS_DIR
+    embeddings: object = None  # a CachedEmbedder file, where MiniLM cannot run
 
     @cached_property
     def embedder(self):
-        from analysis.similarity import TaskEmbedder
+        from analysis.similarity import CachedEmbedder, TaskEmbedder
 
-        return TaskEmbedder()
+        return CachedEmbedder(self.embeddings) if self.embeddings else TaskEmbedder()
 
     @cached_property
     def centroids(self):

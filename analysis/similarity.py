@@ -104,3 +104,34 @@ def task_inputs(tasks_dir: str | Path, task: str, split: str = "dev", limit: int
                 raise ValueError(f"{path}:{number}: a task line needs an 'input' field, got {sorted(record)}")
             inputs.append(record["input"])
     return inputs
+
+
+class CachedEmbedder:
+    """TaskEmbedder's vectors looked up from a file, for machines without MiniLM (e.g. the GPU machine).
+
+    The file is written by `CachedEmbedder.build` where MiniLM runs; a text missing from it is an error.
+    """
+
+    def __init__(self, path: str | Path):
+        data = np.load(path, allow_pickle=False)
+        self._index = {text: i for i, text in enumerate(data["texts"].tolist())}
+        self._vectors = data["vectors"].astype(np.float32)
+
+    @staticmethod
+    def build(embedder: "TaskEmbedder", texts: list[str], path: str | Path) -> Path:
+        unique = list(dict.fromkeys(texts))
+        np.savez_compressed(path, texts=np.array(unique), vectors=embedder.embed(unique).astype(np.float16))
+        return Path(path)
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        missing = [t for t in texts if t not in self._index]
+        if missing:
+            raise KeyError(f"{len(missing)} text(s) are not in the embedding cache, e.g. {missing[0][:80]!r}: rebuild it")
+        return _unit(self._vectors[[self._index[t] for t in texts]])
+
+    def task_centroid(self, texts: list[str]) -> np.ndarray:
+        return _unit(self.embed(texts).mean(axis=0, keepdims=True))[0]
+
+    def similarity(self, a, b) -> float:
+        vectors = [self.embed([x])[0] if isinstance(x, str) else np.asarray(x, dtype=np.float32) for x in (a, b)]
+        return float(vectors[0] @ vectors[1])

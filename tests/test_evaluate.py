@@ -130,3 +130,17 @@ def test_resumption_skips_finished_cells_and_summaries_are_written(ctx, tasks_di
     assert pd.read_csv(tmp_path / "out" / "results.csv").shape == (10, 7)
     table = (tmp_path / "out" / "results.md").read_text()
     assert "logo_norm" in table and "base" in table and "top-1" in table
+
+
+def test_cached_embedder_returns_the_vectors_it_was_built_from(tmp_path):
+    import numpy as np
+
+    from analysis.similarity import CachedEmbedder
+
+    stub = StubEmbedder()
+    texts = ["count one two", "translate the cat", "count one two"]
+    cached = CachedEmbedder(CachedEmbedder.build(stub, texts, tmp_path / "cache.npz"))
+    np.testing.assert_allclose(cached.embed(texts), stub.embed(texts), atol=1e-3)
+    np.testing.assert_allclose(cached.task_centroid(texts[:2]), stub.task_centroid(texts[:2]), atol=1e-3)
+    with pytest.raises(KeyError, match="not in the embedding cache"):
+        cached.embed(["never seen"])
