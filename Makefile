@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup browser run test test-fast zoo bench clean
+.PHONY: setup browser run test test-fast zoo bench bench-gpu clean
 
 $(STAMP): requirements.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -43,6 +43,10 @@ zoo: setup
 
 bench: setup
 	$(PY) -m bench.engine_cpu
+
+# the engine at 8B scale (random weights); needs a CUDA GPU with ~40 GB for N=1000
+bench-gpu: setup
+	$(PY) -m bench.engine_gpu --adapters 20 260 1000
 
 clean:
 	rm -rf $(VENV) .pytest_cache
