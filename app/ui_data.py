@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from analysis.similarity import task_inputs
+from zoo.data import Task, load_tasks
 
 from .config import REPO_ROOT, SIGNALS
 
@@ -48,42 +48,16 @@ class Example:
         return f"[{self.category}] {self.task}{held}: {tail}"
 
 
-@dataclass(frozen=True)
-class Task:
-    """A task of the zoo as task.json describes it."""
-
-    name: str
-    category: str
-    instruction: str
-    held_out: bool
-    directory: Path
-
-    def prompt(self, text: str) -> str:
-        return f"{self.instruction}\n\n{text}" if self.instruction else text
-
-    def inputs(self, split: str, limit: int | None = None) -> list[str]:
-        """The inputs of <split>.jsonl ([] when the task has no such split)."""
-        if not (self.directory / f"{split}.jsonl").is_file():
-            return []
-        return task_inputs(self.directory.parent, self.directory.name, split, limit)
-
-
 def read_tasks(tasks_dir: Path) -> dict[str, Task]:
     """Every tasks/<task>/task.json, by task name; {} when the folder is missing."""
-    tasks: dict[str, Task] = {}
-    if not tasks_dir.is_dir():
-        return tasks
-    for meta_path in sorted(tasks_dir.glob("*/task.json")):
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        name = meta.get("name", meta_path.parent.name)
-        tasks[name] = Task(
-            name=name,
-            category=meta.get("category", UNKNOWN_CATEGORY),
-            instruction=meta.get("instruction", ""),
-            held_out=bool(meta.get("held_out", False)),
-            directory=meta_path.parent,
-        )
-    return tasks
+    return {task.name: task for task in load_tasks(tasks_dir)} if tasks_dir.is_dir() else {}
+
+
+def task_inputs_or_none(task: Task, split: str, limit: int | None) -> list[str]:
+    """The inputs of the task's split, or [] when the split is not there (train splits are not committed)."""
+    if not (task.directory / f"{split}.jsonl").is_file():
+        return []
+    return [row["input"] for row in task.examples(split, limit)]
 
 
 def examples_from_tasks(tasks: Mapping[str, Task], per_task: int = EXAMPLES_PER_TASK) -> list[Example]:
@@ -91,7 +65,7 @@ def examples_from_tasks(tasks: Mapping[str, Task], per_task: int = EXAMPLES_PER_
     examples = [
         Example(task.name, task.category, task.held_out, task.prompt(text))
         for task in tasks.values()
-        for text in task.inputs("test", limit=per_task)
+        for text in task_inputs_or_none(task, "test", per_task)
     ]
     return sorted(examples, key=lambda e: (e.category, e.held_out, e.task))
 
@@ -158,7 +132,7 @@ class StudioData:
         centroids = {}
         for name in adapters:
             task = self.tasks.get(name)
-            texts = task.inputs("dev", limit=DEV_INPUTS) if task else []
+            texts = task_inputs_or_none(task, "dev", DEV_INPUTS) if task else []
             if texts:
                 centroids[name] = centroid(texts)  # (D,)
         return centroids

@@ -79,7 +79,8 @@ def write_tiny_assets(root: Path) -> Path:
         folder = root / "tasks" / task
         folder.mkdir(parents=True)
         category = CATEGORIES.get(task, "reasoning")
-        meta = {"name": task, "category": category, "instruction": instruction, "held_out": task == "zeta"}
+        meta = {"name": task, "category": category, "description": f"{task} task.", "instruction": instruction,
+                "metric": "exact_match", "held_out": task == "zeta", "source": "test fixture"}
         (folder / "task.json").write_text(json.dumps(meta))
         for split in ("dev", "test"):
             lines = [json.dumps({"input": x, "target": "x"}) + "\n" for x in inputs]
