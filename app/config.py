@@ -115,6 +115,14 @@ class GenerationConfig:
     ignore_eos: bool = field(
         default=False, metadata={"help": "Generate exactly max_new_tokens, past end-of-sequence (for benchmarks)."}
     )
+    cuda_graph: bool | None = field(
+        default=None,
+        metadata={
+            "help": "Decode over a preallocated KV cache, replaying each step from a CUDA graph captured per "
+            "request (small models are otherwise launch-bound). None: on when the model is on a GPU. On the CPU, "
+            "True runs the same static-cache steps eagerly."
+        },
+    )
 
     def __post_init__(self) -> None:
         _check_choice("mode", self.mode, MODES)

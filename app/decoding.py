@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
+from transformers import DynamicCache, StaticCache
 
 from .config import GenerationConfig
 from .probe import position_ids
@@ -22,6 +23,7 @@ class DecodeTrace:
     times_ms: list[list[float]]
     prefill_ms: float
     decode_ms: float
+    cuda_graph: bool = False  # whether the decode steps were replayed from a CUDA graph
 
 
 def choose_tokens(logits: torch.Tensor, config: GenerationConfig, generator: torch.Generator | None) -> torch.Tensor:
@@ -44,6 +46,101 @@ def choose_tokens(logits: torch.Tensor, config: GenerationConfig, generator: tor
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
+
+
+class DynamicSteps:
+    """Prefill and single-token steps over a growing KV cache (HF's DynamicCache): any device, any length."""
+
+    cuda_graph = False
+
+    def __init__(self, model: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor, max_new_tokens: int):
+        self.model, self.input_ids, self.mask = model, input_ids, attention_mask
+        self.cache = DynamicCache()
+        self.positions = position_ids(attention_mask)  # (B, T)
+        self.next_pos = self.positions[:, -1:] + 1  # (B, 1)
+
+    def prefill(self) -> torch.Tensor:
+        out = self.model(
+            input_ids=self.input_ids, attention_mask=self.mask, position_ids=self.positions,
+            past_key_values=self.cache, use_cache=True, logits_to_keep=1,
+        )
+        return out.logits[:, -1]  # (B, V)
+
+    def step(self, chosen: torch.Tensor) -> torch.Tensor:
+        self.mask = torch.cat([self.mask, torch.ones_like(self.mask[:, :1])], dim=1)
+        out = self.model(
+            input_ids=chosen[:, None], attention_mask=self.mask, position_ids=self.next_pos,
+            past_key_values=self.cache, use_cache=True,
+        )
+        self.next_pos = self.next_pos + 1
+        return out.logits[:, -1]
+
+
+class StaticSteps:
+    """Prefill and single-token steps over a KV cache preallocated for prompt + max_new_tokens (HF's StaticCache).
+
+    Every step has the same shapes and reads its inputs from fixed buffers, so on a GPU the step is captured
+    once per request in a CUDA graph and then replayed: one launch per token instead of hundreds, which is
+    what keeps a small model from being launch-bound. The capture happens inside the request, after any
+    fused merge and with the request's mixture active, so the graph sees exactly the weights of this request;
+    it is dropped when the request ends. On the CPU the same steps run eagerly (that is how they are tested).
+    """
+
+    def __init__(self, model: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor, max_new_tokens: int):
+        self.model = model
+        rows, length = input_ids.shape
+        self.input_ids = input_ids
+        self.cache = StaticCache(config=model.config, max_cache_len=length + max_new_tokens)
+        # Future positions are marked real from the start: the causal mask hides them until they are written.
+        self.mask = torch.cat([attention_mask, attention_mask.new_ones(rows, max_new_tokens)], dim=1)  # (B, T + new)
+        self.positions = position_ids(attention_mask)  # (B, T)
+        self.step_ids = input_ids.new_zeros(rows, 1)  # (B, 1): the fixed input buffer of every step
+        self.step_pos = self.positions[:, -1:] + 1  # (B, 1), advanced in place
+        self.cuda_graph = input_ids.device.type == "cuda"
+        self._graph: torch.cuda.CUDAGraph | None = None
+        self._logits: torch.Tensor | None = None  # the graph's output buffer
+
+    def prefill(self) -> torch.Tensor:
+        out = self.model(
+            input_ids=self.input_ids, attention_mask=self.mask, position_ids=self.positions,
+            past_key_values=self.cache, use_cache=True, logits_to_keep=1,
+        )
+        return out.logits[:, -1]  # (B, V)
+
+    def _forward_step(self) -> torch.Tensor:
+        out = self.model(
+            input_ids=self.step_ids, attention_mask=self.mask, position_ids=self.step_pos,
+            past_key_values=self.cache, use_cache=True,
+        )
+        return out.logits[:, -1]
+
+    def step(self, chosen: torch.Tensor) -> torch.Tensor:
+        self.step_ids.copy_(chosen[:, None])
+        if not self.cuda_graph:
+            logits = self._forward_step()
+        elif self._graph is None:
+            # The first step runs eagerly on a side stream (the warm-up CUDA graphs need); then the step is
+            # captured. Capturing records kernels without running them, so the cache is not advanced twice.
+            device = self.step_ids.device
+            stream = torch.cuda.Stream(device)
+            stream.wait_stream(torch.cuda.current_stream(device))
+            with torch.cuda.stream(stream):
+                logits = self._forward_step().clone()
+                self.step_pos.add_(1)
+                # torch.cuda.graph() would also empty the allocator's cache on every request; capture directly
+                self._graph = torch.cuda.CUDAGraph()
+                self._graph.capture_begin(capture_error_mode="thread_local")
+                try:
+                    self._logits = self._forward_step()
+                finally:
+                    self._graph.capture_end()
+            torch.cuda.current_stream(device).wait_stream(stream)
+            return logits
+        else:
+            self._graph.replay()
+            logits = self._logits
+        self.step_pos.add_(1)
+        return logits
 
 
 @torch.inference_mode()
@@ -73,14 +170,11 @@ def decode(
     tokens: list[list[int]] = [[] for _ in range(rows)]
     times: list[list[float]] = [[] for _ in range(rows)]
     finished = torch.zeros(rows, dtype=torch.bool, device=device)
+    static = config.cuda_graph if config.cuda_graph is not None else device.type == "cuda"
+    steps = (StaticSteps if static else DynamicSteps)(model, input_ids, attention_mask, config.max_new_tokens)
 
     t0 = time.perf_counter()
-    positions = position_ids(attention_mask)  # (B, T)
-    out = model(
-        input_ids=input_ids, attention_mask=attention_mask, position_ids=positions, use_cache=True, logits_to_keep=1
-    )
-    cache, next_pos = out.past_key_values, positions[:, -1:] + 1  # (B, 1)
-    logits = out.logits[:, -1]  # (B, V)
+    logits = steps.prefill()  # (B, V)
     prefill_ms = decode_started = 0.0
     for step in range(config.max_new_tokens):
         chosen = choose_tokens(logits, config, generator)  # (B,)
@@ -101,15 +195,7 @@ def decode(
             on_token(tokens)
         if all(done) or (cancel is not None and cancel.is_set()) or step == config.max_new_tokens - 1:
             break
-        attention_mask = torch.cat([attention_mask, torch.ones_like(attention_mask[:, :1])], dim=1)
-        out = model(
-            input_ids=chosen[:, None],
-            attention_mask=attention_mask,
-            position_ids=next_pos,
-            past_key_values=cache,
-            use_cache=True,
-        )
-        cache, next_pos, logits = out.past_key_values, next_pos + 1, out.logits[:, -1]
+        logits = steps.step(chosen)
     _sync(device)
     decode_ms = (time.perf_counter() - decode_started) * 1000 if decode_started else 0.0
-    return DecodeTrace(tokens=tokens, times_ms=times, prefill_ms=prefill_ms, decode_ms=decode_ms)
+    return DecodeTrace(tokens=tokens, times_ms=times, prefill_ms=prefill_ms, decode_ms=decode_ms, cuda_graph=steps.cuda_graph)

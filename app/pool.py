@@ -191,11 +191,12 @@ class AdapterPool:
     @classmethod
     def random(
         cls, model: nn.Module, n: int, rank: int = 16, targets: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj"),
-        alpha: float = 32.0, seed: int = 0,
+        alpha: float = 32.0, seed: int = 0, b_std: float = 0.01,
     ) -> "AdapterPool":
         """N random adapters stacked directly on the model's device (benchmarks at 8B scale: no files, no copies).
 
-        A ~ N(0, 1/d_in), B ~ N(0, 0.01^2): deltas of about 1% of typical weights, like trained adapters.
+        A ~ N(0, 1/d_in), B ~ N(0, b_std^2): with the default, deltas of about 1% of typical weights, like
+        trained adapters; tests raise b_std so that the adapters visibly change a tiny model's answers.
         """
         pool = cls.__new__(cls)
         pool.names = tuple(f"random_{i:04d}" for i in range(n))
@@ -211,7 +212,7 @@ class AdapterPool:
                 b = torch.randn(n, module.out_features, rank, generator=generator, device=param.device, dtype=param.dtype)
                 pool.modules[name] = StackedModule(
                     a=a.mul_(module.in_features**-0.5),
-                    b=b.mul_(0.01),
+                    b=b.mul_(b_std),
                     scaling=torch.full((n,), alpha / rank, device=param.device),
                     covered=(True,) * n,
                 )

@@ -1,11 +1,17 @@
-"""GPU benchmark of the engine at 8B scale: a Llama-3.1-8B-shaped model with random bf16 weights and N random LoRAs.
+"""Workload A: the engine against the official approach on a Llama-3.1-8B-shaped model with N random LoRAs.
 
-    python -m bench.engine_gpu [--adapters 20 260] [--k 20] [--prompt-tokens 128] [--new-tokens 128] [--tiny]
+    python -m bench.engine_gpu [--adapters 20 260 1000] [--prompt-tokens 128 512] [--new-tokens 256] [--tiny]
 
-Prints, per pool size: probe ms and ms per adapter, fused merge ms, end-to-end time per instance and decode
-ms/token for base, mixture and fused, peak memory and the pool's memory. `--tiny` runs a 2-layer model on the
-CPU (the CI smoke test). The official implementation's approach (PEFT, a Python loop over adapters) is not
-in this script yet.
+All variants run in one process on the same model and prompts (greedy, exactly --new-tokens tokens):
+  hf generate        the base model alone, transformers' generate (measured before anything wraps the model)
+  official           bench/reference.py: PeftMixedModel with all N adapters, Python probe loop, set_adapter
+  base / mixture / fused, eager and graph
+                     our engine: no adapter, the stacked mixture, the fused merge; "graph" replays each decode
+                     step from a CUDA graph over a static KV cache
+Per (N, prompt length) it prints probe ms, merge ms, prefill ms, decode ms/token, the time from the request's
+start to new token 1, 32, 128 and 256, and peak memory; then batched throughput (instances/s at batch 32)
+against the official per-instance loop, and the issue's targets, met or missed. `--tiny` runs a 2-layer model
+on the CPU (the CI smoke test; its numbers mean nothing).
 """
 
 from __future__ import annotations
@@ -13,18 +19,22 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+from dataclasses import dataclass
 
+import peft
 import torch
+import transformers
 from tokenizers import Tokenizer
 from tokenizers.models import WordLevel
 from tokenizers.pre_tokenizers import WhitespaceSplit
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
 from app.base_model import BaseModel
-from app.config import EngineConfig, GenerationConfig, RoutingConfig
+from app.config import EngineConfig, GenerationConfig, ProbeConfig, RoutingConfig
 from app.engine import LoGoEngine
 from app.pool import AdapterPool
 from app.probe import position_ids
+from bench.reference import OfficialReference, hf_generate
 
 LLAMA_8B = dict(
     hidden_size=4096, intermediate_size=14336, num_hidden_layers=32, num_attention_heads=32,
@@ -32,6 +42,9 @@ LLAMA_8B = dict(
 )
 TINY = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
             num_key_value_heads=2, vocab_size=512, max_position_embeddings=2048)
+# the probe both implementations are compared with: the official one (residual stream, last block, raw norm)
+PROBE = ProbeConfig(probe_input="residual")
+MARKS = (1, 32, 128, 256)  # new tokens at which the time since the request's start is reported
 
 
 def word_tokenizer(vocab_size: int) -> PreTrainedTokenizerFast:
@@ -58,31 +71,109 @@ def random_model(shape: dict, device: str, dtype: torch.dtype) -> LlamaForCausal
     return model
 
 
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
+def random_prompt(n_tokens: int, vocab_size: int, seed: int) -> str:
+    return " ".join(f"w{2 + (i * 7919 + seed * 104729) % (vocab_size - 2)}" for i in range(n_tokens))
 
 
-def timed(fn, device, repeats: int) -> float:
-    fn()
-    sync(device)
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        fn()
-        sync(device)
-        times.append((time.perf_counter() - started) * 1000)
-    return statistics.median(times)
+@dataclass
+class Run:
+    """One request's phases in ms; marks: time from the request's start to new token n."""
+
+    probe_ms: float
+    merge_ms: float
+    prefill_ms: float
+    decode_ms_per_token: float
+    marks: dict[int, float]
+    peak_gib: float
+
+
+def sync() -> None:
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
+def reset_peak() -> None:
+    if torch.cuda.is_available():
+        torch.cuda.reset_peak_memory_stats()
+
+
+def peak_gib() -> float:
+    return torch.cuda.max_memory_allocated() / 2**30 if torch.cuda.is_available() else float("nan")
+
+
+def marks_of(times_ms) -> dict[int, float]:
+    return {n: times_ms[n - 1] for n in MARKS if n <= len(times_ms)}
+
+
+def per_token(times_ms) -> float:
+    return (times_ms[-1] - times_ms[0]) / max(len(times_ms) - 1, 1)
+
+
+def run_hf(model, tokenizer, prompt: str, new_tokens: int) -> Run:
+    batch = tokenizer([prompt], return_tensors="pt").to(model.device)
+    reset_peak()
+    sync()
+    started = time.perf_counter()
+    tokens, clock = hf_generate(model, batch["input_ids"], batch["attention_mask"], new_tokens, ignore_eos=True)
+    times = [(t - started) * 1000 for t in clock.times]
+    return Run(0.0, 0.0, times[0], per_token(times), marks_of(times), peak_gib())
+
+
+def run_engine(engine: LoGoEngine, routing: RoutingConfig, prompt: str, new_tokens: int, mode: str, graph: bool,
+               base: bool = False) -> Run:
+    generation = GenerationConfig(max_new_tokens=new_tokens, mode=mode, ignore_eos=True, cuda_graph=graph)
+    reset_peak()
+    result = engine.generate(prompt, routing, generation, mixture={} if base else None)
+    t = result.timings
+    times = list(result.token_times_ms)
+    return Run(t.probe_ms, t.merge_ms, t.prefill_ms, per_token(times), marks_of(times), peak_gib())
+
+
+def run_reference(reference: OfficialReference, tokenizer, prompt: str, new_tokens: int, k: int) -> Run:
+    batch = tokenizer([prompt], return_tensors="pt").to(reference.model.device)
+    reset_peak()
+    result = reference.generate(batch["input_ids"], batch["attention_mask"], k, "norm", new_tokens, ignore_eos=True)
+    times = list(result.token_times_ms)
+    return Run(result.probe_ms, 0.0, times[0] - result.probe_ms, per_token(times), marks_of(times), peak_gib())
+
+
+def best_of(fn, repeats: int) -> Run:
+    """Median-of-repeats by time to the last mark (a short warm-up first: kernels, cuBLAS handles)."""
+    runs = [fn() for _ in range(repeats)]
+    return sorted(runs, key=lambda r: max(r.marks.items())[1])[len(runs) // 2]
+
+
+def print_table(title: str, runs: dict[str, Run], base_label: str) -> None:
+    base = runs[base_label]
+    print(f"\n## {title}")
+    print("variant | probe ms | merge ms | prefill ms | decode ms/tok | " + " | ".join(f"t({n}) ms" for n in MARKS)
+          + " | t(128) / hf | decode / hf | peak GiB")
+    for label, r in runs.items():
+        mark = r.marks.get(128, max(r.marks.items())[1])
+        base_mark = base.marks.get(128, max(base.marks.items())[1])
+        cells = [label, f"{r.probe_ms:.1f}", f"{r.merge_ms:.1f}", f"{r.prefill_ms:.1f}", f"{r.decode_ms_per_token:.2f}"]
+        cells += [f"{r.marks[n]:.0f}" if n in r.marks else "-" for n in MARKS]
+        cells += [f"{mark / base_mark:.2f}x", f"{r.decode_ms_per_token / base.decode_ms_per_token:.2f}x", f"{r.peak_gib:.1f}"]
+        print(" | ".join(cells), flush=True)
+
+
+def verdict(name: str, value: float, target: float, unit: str = "x") -> str:
+    return f"#   {name}: {value:.4g}{unit} (target <= {target}{unit}) {'met' if value <= target else 'MISSED'}"
 
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--adapters", type=int, nargs="+", default=[20, 260])
+    parser.add_argument("--adapters", type=int, nargs="+", default=[20, 260, 1000])
     parser.add_argument("--rank", type=int, default=16)
     parser.add_argument("--k", type=int, default=20)
-    parser.add_argument("--prompt-tokens", type=int, default=128)
-    parser.add_argument("--new-tokens", type=int, default=128)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--prompt-tokens", type=int, nargs="+", default=[128, 512])
+    parser.add_argument("--new-tokens", type=int, default=256)
+    parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--reference-max", type=int, default=260, help="largest N the official approach runs at")
+    parser.add_argument("--all-prompts-at", type=int, nargs="*", default=[260], help="N at which every prompt length runs (others: the first)")
+    parser.add_argument("--throughput-at", type=int, nargs="*", default=[260], help="N at which batched throughput is measured")
+    parser.add_argument("--batch", type=int, default=32, help="batch size of the throughput comparison")
+    parser.add_argument("--official-instances", type=int, default=2, help="instances the official loop runs for throughput")
     parser.add_argument("--tiny", action="store_true", help="2-layer model on the CPU (smoke test)")
     args = parser.parse_args(argv)
 
@@ -91,56 +182,132 @@ def main(argv=None) -> None:
     shape = TINY if args.tiny else LLAMA_8B
     model = random_model(shape, device, dtype)
     tokenizer = word_tokenizer(shape["vocab_size"])
-    base = BaseModel(model, tokenizer, name="llama-8b-shaped" if not args.tiny else "tiny", fingerprint="random")
-    prompt = " ".join(f"w{2 + (i * 7919) % (shape['vocab_size'] - 2)}" for i in range(args.prompt_tokens))
-    dev = torch.device(device)
-    name = torch.cuda.get_device_name() if device == "cuda" else "cpu"
-    print(f"# {name}, torch {torch.__version__}, {dtype}; model {shape['num_hidden_layers']} layers x {shape['hidden_size']}")
-    print(f"# prompt {args.prompt_tokens} tokens, {args.new_tokens} new tokens, k={args.k}, LoRA r={args.rank} on q,k,v,o")
-    header = ("N", "pool GiB", "probe ms", "ms/adapter", "prefill ms", "merge ms", "base ms", "mixture ms", "fused ms",
-              "base ms/tok", "mix ms/tok", "fused ms/tok", "peak GiB")
-    print(" | ".join(header))
-    engine = None
+    prompts = {p: random_prompt(p, shape["vocab_size"], seed=0) for p in args.prompt_tokens}
+    gpu = torch.cuda.get_device_name() if device == "cuda" else "cpu"
+    print(f"# {gpu}, torch {torch.__version__}, transformers {transformers.__version__}, peft {peft.__version__}, {dtype}")
+    print(f"# model {shape['num_hidden_layers']} layers x {shape['hidden_size']}; LoRA r={args.rank} on q,k,v,o; "
+          f"k={args.k}; {args.new_tokens} new tokens; greedy, batch 1 unless stated")
+
+    # 1. transformers' generate on the untouched model: the baseline every ratio is taken against
+    hf = {}
+    for p, prompt in prompts.items():
+        run_hf(model, tokenizer, prompt, 4)
+        hf[p] = best_of(lambda prompt=prompt: run_hf(model, tokenizer, prompt, args.new_tokens), args.repeats)
+    base = BaseModel(model, tokenizer, name="random", fingerprint="random")
+    config = EngineConfig(base_model="random", adapters=(), device=device, chat_template=False,
+                          max_prompt_tokens=8192, max_new_tokens_cap=max(args.new_tokens, 1024))
+    summary = {}
     for n in args.adapters:
-        del engine
+        k = min(args.k, n)
+        routing = RoutingConfig(k=k, signal="norm", probe=PROBE)
         if device == "cuda":
             torch.cuda.empty_cache()
-            torch.cuda.reset_peak_memory_stats()
-        config = EngineConfig(base_model="random", adapters=(), device=device, chat_template=False, max_prompt_tokens=8192)
         pool = AdapterPool.random(model, n, rank=args.rank)
         engine = LoGoEngine(config, base=base, pool=pool)
-        routing = RoutingConfig(k=min(args.k, n))
-        ids, mask = engine._encode([prompt])
+        lengths = args.prompt_tokens if n in args.all_prompts_at else args.prompt_tokens[:1]
+        print(f"\n# N={n}: pool {pool.nbytes() / 2**30:.2f} GiB")
+        for p in lengths:
+            runs = summary[(n, p)] = {"hf generate": hf[p]}
+            for graph in (False, True):
+                for label, mode, is_base in (("base", "mixture", True), ("mixture", "mixture", False), ("fused", "fused", False)):
+                    run_engine(engine, routing, prompts[p], 4, mode, graph, is_base)  # warm-up
+                    runs[f"{label} {'graph' if graph else 'eager'}"] = best_of(
+                        lambda p=p, mode=mode, graph=graph, is_base=is_base: run_engine(
+                            engine, routing, prompts[p], args.new_tokens, mode, graph, is_base
+                        ),
+                        args.repeats,
+                    )
+        # probe cost: against a plain forward of the same prompt, and per adapter as the slope over N
+        for p in lengths:
+            ids, mask = engine._encode([prompts[p]])
+            forward = statistics.median(_timed(lambda: _forward(model, ids, mask)) for _ in range(6))
+            engine.raw_signals([prompts[p]], PROBE)
+            probe = statistics.median(_timed(lambda: engine.raw_signals([prompts[p]], PROBE)) for _ in range(6))
+            print(f"#   probe N={n}, prompt {p}: {probe:.2f} ms (base forward {forward:.2f} ms: {probe / forward:.2f}x)")
+            summary[(n, p, "probe")] = probe
+        if n in args.throughput_at:
+            summary["throughput"] = ours_throughput(engine, routing, shape, args)
+        if n <= args.reference_max:
+            # the official approach last, on the same model: PEFT's layers would otherwise sit under our wrappers
+            started = time.perf_counter()
+            reference = OfficialReference(model, pool)
+            print(f"# official approach: {n} adapters mounted in PEFT in {time.perf_counter() - started:.1f} s")
+            for p in lengths:
+                run_reference(reference, tokenizer, prompts[p], 4, k)
+                summary[(n, p)]["official"] = best_of(
+                    lambda p=p: run_reference(reference, tokenizer, prompts[p], args.new_tokens, k), args.repeats
+                )
+            if n in args.throughput_at:
+                summary["throughput"].update(official_throughput(reference, tokenizer, shape, args, k))
+            reference.model.unload()  # PEFT's layers out again; our wrappers stay
+        for p in lengths:
+            order = ["hf generate", "official"] + [f"{v} {m}" for m in ("eager", "graph") for v in ("base", "mixture", "fused")]
+            print_table(f"N={n}, prompt {p} tokens", {v: summary[(n, p)][v] for v in order if v in summary[(n, p)]}, "hf generate")
+        if n in args.throughput_at:
+            print(f"\n## Throughput, N={n}, prompt {args.prompt_tokens[0]} tokens, {min(128, args.new_tokens)} new tokens")
+            print("variant | instances/s")
+            for label, rate in summary["throughput"].items():
+                print(f"{label} | {rate:.2f}")
+        del engine, pool
+    targets(summary, args)
 
-        @torch.inference_mode()
-        def prefill():
-            model(input_ids=ids, attention_mask=mask, position_ids=position_ids(mask), use_cache=True, logits_to_keep=1)
 
-        probe_ms = timed(lambda: engine.raw_signals([prompt], routing.probe), dev, args.repeats)
-        prefill_ms = timed(prefill, dev, args.repeats)
-        results = {}
-        for label, mode, mixture in (("base", "mixture", {}), ("mixture", "mixture", None), ("fused", "fused", None)):
-            generation = GenerationConfig(max_new_tokens=args.new_tokens, mode=mode, ignore_eos=True)
-            engine.generate(prompt, routing, generation, mixture=mixture)  # warm-up
-            runs = [engine.generate(prompt, routing, generation, mixture=mixture) for _ in range(args.repeats)]
-            results[label] = (
-                statistics.median(r.timings.total_ms for r in runs),
-                statistics.median(r.timings.decode_ms / max(r.n_tokens - 1, 1) for r in runs),
-                statistics.median(r.timings.merge_ms for r in runs),
-            )
-        peak = torch.cuda.max_memory_allocated() / 2**30 if device == "cuda" else float("nan")
-        row = (
-            n, f"{pool.nbytes() / 2**30:.2f}", f"{probe_ms:.1f}", f"{max(probe_ms - prefill_ms, 0) / n:.4f}",
-            f"{prefill_ms:.1f}", f"{results['fused'][2]:.1f}",
-            *(f"{results[v][0]:.0f}" for v in ("base", "mixture", "fused")),
-            *(f"{results[v][1]:.2f}" for v in ("base", "mixture", "fused")),
-            f"{peak:.1f}",
-        )
-        print(" | ".join(str(c) for c in row), flush=True)
-        base_total, base_tok = results["base"][0], results["base"][1]
-        print(f"#   N={n}: end-to-end mixture {results['mixture'][0] / base_total:.2f}x / fused {results['fused'][0] / base_total:.2f}x base "
-              f"(target <= 1.15); decode mixture {results['mixture'][1] / base_tok:.2f}x (<= 1.25), fused {results['fused'][1] / base_tok:.2f}x (<= 1.03)",
-              flush=True)
+@torch.inference_mode()
+def _forward(model, ids, mask) -> None:
+    model(input_ids=ids, attention_mask=mask, position_ids=position_ids(mask), logits_to_keep=1)
+
+
+def _timed(fn) -> float:
+    sync()
+    started = time.perf_counter()
+    fn()
+    sync()
+    return (time.perf_counter() - started) * 1000
+
+
+def ours_throughput(engine, routing, shape, args) -> dict[str, float]:
+    """Instances per second of our batched evaluation (each row routed to its own mixture), 128 new tokens."""
+    new = min(128, args.new_tokens)
+    prompts = [random_prompt(args.prompt_tokens[0], shape["vocab_size"], seed=s) for s in range(args.batch)]
+    rates = {}
+    for graph in (False, True):
+        generation = GenerationConfig(max_new_tokens=new, ignore_eos=True, cuda_graph=graph)
+        engine.generate_batch(prompts[:2], routing, GenerationConfig(max_new_tokens=4, cuda_graph=graph), batch_size=args.batch)
+        ms = _timed(lambda: engine.generate_batch(prompts, routing, generation, batch_size=args.batch))
+        rates[f"ours, batch {args.batch}, {'graph' if graph else 'eager'}"] = args.batch / ms * 1000
+    return rates
+
+
+def official_throughput(reference, tokenizer, shape, args, k) -> dict[str, float]:
+    """Instances per second of the official per-instance loop over distinct prompts, 128 new tokens."""
+    prompts = [random_prompt(args.prompt_tokens[0], shape["vocab_size"], seed=s) for s in range(args.official_instances)]
+    batches = [tuple(tokenizer([q], return_tensors="pt").to(reference.model.device).values()) for q in prompts]
+    ms = _timed(lambda: reference.generate_many(batches, k, "norm", min(128, args.new_tokens)))
+    return {"official, per instance": len(batches) / ms * 1000}
+
+
+def targets(summary, args) -> None:
+    print("\n## Targets")
+    main_n = 260 if (260, args.prompt_tokens[0]) in summary else args.adapters[-1]
+    runs = summary[(main_n, args.prompt_tokens[0])]
+    t128 = {label: r.marks.get(128, max(r.marks.items())[1]) for label, r in runs.items()}
+    for label in ("mixture graph", "fused graph", "fused eager", "mixture eager"):
+        print(verdict(f"end-to-end {label} / hf generate, 128 new tokens, N={main_n}", t128[label] / t128["hf generate"], 1.15))
+    small, big, p = min(args.adapters), max(args.adapters), args.prompt_tokens[0]
+    if big > small:
+        slope = (summary[(big, p, "probe")] - summary[(small, p, "probe")]) / (big - small)
+        print(verdict(f"probe ms per adapter (slope from N={small} to N={big}, prompt {p})", max(slope, 0.0), 0.02, " ms"))
+    decode = {label: r.decode_ms_per_token for label, r in runs.items()}
+    print(verdict("decode fused graph / base graph", decode["fused graph"] / decode["base graph"], 1.03))
+    print(verdict("decode fused eager / hf generate", decode["fused eager"] / decode["hf generate"], 1.03))
+    print(verdict("decode mixture graph / base graph", decode["mixture graph"] / decode["base graph"], 1.25))
+    print(verdict("decode mixture eager / hf generate", decode["mixture eager"] / decode["hf generate"], 1.25))
+    rates = summary.get("throughput", {})
+    official = rates.get("official, per instance")
+    if official:
+        best = max(v for label, v in rates.items() if label.startswith("ours"))
+        ratio = best / official
+        print(f"#   batched throughput / official per-instance loop: {ratio:.1f}x (target >= 10x) {'met' if ratio >= 10 else 'MISSED'}")
 
 
 if __name__ == "__main__":

@@ -51,6 +51,32 @@ def test_generate_batch_rows_equal_single_generations_in_both_modes(engine):
             assert row.mode == mode
 
 
+@pytest.mark.parametrize("mode", ["mixture", "fused"])
+def test_static_cache_steps_give_the_tokens_of_the_growing_cache(engine, mode):
+    """The CUDA-graph path's static KV cache (run eagerly on the CPU) must not change a single token."""
+    prompts = [PROMPT_A, PROMPT_B, "count one two three four five six seven"]  # different lengths: left padding
+    routing = RoutingConfig(k=2)
+    dynamic = engine.generate_batch(prompts, routing, GenerationConfig(max_new_tokens=8, mode=mode, cuda_graph=False))
+    static = engine.generate_batch(prompts, routing, GenerationConfig(max_new_tokens=8, mode=mode, cuda_graph=True))
+    assert [r.token_ids for r in static] == [r.token_ids for r in dynamic]
+    assert all(len(r.token_ids) > 0 for r in static)
+    logits_static = _step_logits(engine, prompts, cuda_graph=True)
+    torch.testing.assert_close(logits_static, _step_logits(engine, prompts, cuda_graph=False), rtol=0, atol=1e-5)
+
+
+def _step_logits(engine, prompts, cuda_graph):
+    """Logits of the prefill and of three forced steps, through the decode loop's step objects."""
+    from app.decoding import DynamicSteps, StaticSteps
+
+    ids, mask = engine._encode(prompts)
+    steps = (StaticSteps if cuda_graph else DynamicSteps)(engine.model, ids, mask, 4)
+    with torch.inference_mode():
+        logits = [steps.prefill()]
+        for token in (5, 6, 7):
+            logits.append(steps.step(torch.full((len(prompts),), token)))
+    return torch.stack(logits)
+
+
 def test_the_mixture_changes_the_answer(engine):
     base = engine.generate(PROMPT_A, generation=GREEDY, mixture={})
     routed = engine.generate(PROMPT_A, RoutingConfig(k=2), GREEDY)
