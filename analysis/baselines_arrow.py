@@ -143,7 +143,8 @@ class ArrowBaseline:
         if not prompts:
             raise ValueError("no prompts given: pass at least one prompt")
         self.prepare(exclude)
-        config = GenerationConfig(max_new_tokens=max_new_tokens)
+        # eager steps: PEFT's Arrow router copies host tensors to the GPU in its forward, which a CUDA graph cannot hold
+        config = GenerationConfig(max_new_tokens=max_new_tokens, cuda_graph=False)
         device = next(self._model.parameters()).device
         texts: list[str] = []
         for start in range(0, len(prompts), self.batch_size):

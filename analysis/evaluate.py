@@ -140,7 +140,6 @@ def main(argv=None) -> None:
     parser.add_argument("--k", type=int, default=3)
     parser.add_argument("--limit", type=int, help="test instances per task (default: all)")
     parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--reference", choices=("generic", "own"), default="generic", help="calibration prompts of *_cal")
     parser.add_argument("--adapters", default=str(REPO_ROOT / "assets" / "adapters"))
     parser.add_argument("--tasks-dir", type=Path, default=TASKS_DIR)
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="summary tables (committed)")
@@ -172,7 +171,7 @@ def main(argv=None) -> None:
     if cells:
         engine = LoGoEngine(EngineConfig(adapters=(args.adapters,)))
         ctx = EvalContext(
-            engine, k=args.k, reference=args.reference, batch_size=args.batch_size, tasks_dir=args.tasks_dir,
+            engine, k=args.k, batch_size=args.batch_size, tasks_dir=args.tasks_dir,
             embeddings=args.embeddings,
         )
         for cell in tqdm(cells, desc="cells"):

@@ -13,6 +13,8 @@ from app.results import Generation
 from zoo.data import TASKS_DIR, Task
 
 CALIBRATED = "zscore"  # the calibration of the *_cal methods; chosen from the routing sweep (see README)
+# Their reference prompts: the adapters' own sample inputs (4 dev prompts per pool task), the sweep's best;
+# the *_cal_generic methods calibrate on the 60 generic prompts instead, for comparison.
 LORAHUB_EXAMPLES = 5  # labelled dev examples per task, as LoraHub
 
 
@@ -34,7 +36,6 @@ class EvalContext:
 
     engine: LoGoEngine
     k: int = 3
-    reference: str = "generic"  # calibration set of the *_cal methods: "generic" prompts or the adapters' "own" inputs
     batch_size: int = 64
     tasks_dir: object = TASKS_DIR
     embeddings: object = None  # a CachedEmbedder file, where MiniLM cannot run
@@ -68,8 +69,9 @@ class EvalContext:
 
         return ArrowBaseline(self.engine, k=self.k)
 
-    def reference_prompts(self) -> list[str] | None:
-        return None if self.reference == "generic" else self.own_reference
+    def reference_prompts(self, reference: str) -> list[str] | None:
+        """Calibration prompts: None means the engine's generic set; "own" the adapters' sample inputs."""
+        return None if reference == "generic" else self.own_reference
 
 
 def _from_generations(results: list[Generation], info: dict | None = None) -> MethodOutput:
@@ -92,12 +94,12 @@ def _with_mixtures(ctx, task, prompts, mixtures, info=None) -> MethodOutput:
     return _from_generations(_generate(ctx, task, prompts, mixtures=mixtures), info)
 
 
-def logo(signal: str, calibration: str) -> Callable:
+def logo(signal: str, calibration: str, reference: str = "own") -> Callable:
     """LoGo with the given signal and calibration: route every prompt, generate with its weighted top-k."""
 
     def run(ctx: EvalContext, task: Task, prompts: list[str], exclude: list[str]) -> MethodOutput:
         config = RoutingConfig(k=ctx.k, signal=signal, calibration=calibration)
-        routings = ctx.engine.route(prompts, config, reference=ctx.reference_prompts(), exclude=exclude)
+        routings = ctx.engine.route(prompts, config, reference=ctx.reference_prompts(reference), exclude=exclude)
         out = _with_mixtures(ctx, task, prompts, [r.mixture for r in routings])
         out.signals = [r.signal_by_adapter for r in routings]
         return out
@@ -170,6 +172,8 @@ METHODS: dict[str, Callable] = {
     "logo_entropy": logo("entropy", "none"),
     "logo_norm_cal": logo("norm", CALIBRATED),
     "logo_entropy_cal": logo("entropy", CALIBRATED),
+    "logo_norm_cal_generic": logo("norm", CALIBRATED, "generic"),
+    "logo_entropy_cal_generic": logo("entropy", CALIBRATED, "generic"),
     "retriever": retriever,
     "adaptersoup": adaptersoup,
     "lorahub": lorahub,
