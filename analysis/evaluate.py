@@ -6,6 +6,9 @@
 Each (setting, method, task) cell writes per-instance JSONL under --runs (not committed: it holds every
 signal); finished cells are skipped, so an interrupted run resumes. The summary files go to --out:
 results.csv, routing.csv, results.md.
+
+Several GPUs of one host: `accelerate launch --num_processes 2 -m analysis.evaluate ...` shards the cells over
+the processes (one GPU each); the files written are the same as a single process writes.
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
+import torch
+from accelerate import PartialState
 from tqdm.auto import tqdm
 
 from analysis.methods import IN_POOL_ONLY, METHODS, EvalContext
@@ -166,19 +171,24 @@ def main(argv=None) -> None:
         CachedEmbedder.build(TaskEmbedder(), texts, args.write_embeddings)
         return
     settings = list(SETTINGS) if args.setting == "both" else [args.setting]
-    cells = [c for c in plan(tasks, args.methods, settings) if not c.path(args.runs).is_file()]
-    log.info("%d cells to run (finished cells are skipped)", len(cells))
+    # Data-parallel under `accelerate launch`: process i of n runs every n-th unfinished cell on its own device;
+    # a cell is one file, so the shards write exactly the files a single process would. Alone: all cells.
+    state = PartialState(cpu=not torch.cuda.is_available())
+    pending = [c for c in plan(tasks, args.methods, settings) if not c.path(args.runs).is_file()]
+    cells = pending[state.process_index :: state.num_processes]
+    log.info("%d cells to run (finished cells are skipped); process %d of %d takes %d",
+             len(pending), state.process_index + 1, state.num_processes, len(cells))
     if cells:
-        engine = LoGoEngine(EngineConfig(adapters=(args.adapters,)))
-        ctx = EvalContext(
-            engine, k=args.k, batch_size=args.batch_size, tasks_dir=args.tasks_dir,
-            embeddings=args.embeddings,
-        )
-        for cell in tqdm(cells, desc="cells"):
+        device = str(state.device) if state.num_processes > 1 else None
+        engine = LoGoEngine(EngineConfig(adapters=(args.adapters,), device=device))
+        ctx = EvalContext(engine, k=args.k, batch_size=args.batch_size, tasks_dir=args.tasks_dir, embeddings=args.embeddings)
+        for cell in tqdm(cells, desc=f"cells [{state.process_index}]", disable=not state.is_local_main_process):
             run_cell(ctx, cell, args.limit, args.runs)
-    results, routing = collect(args.runs, all_tasks, args.k)
-    write_summary(results, routing, args.out)
-    print((args.out / "results.md").read_text())
+    state.wait_for_everyone()
+    if state.is_main_process:
+        results, routing = collect(args.runs, all_tasks, args.k)
+        write_summary(results, routing, args.out)
+        print((args.out / "results.md").read_text())
 
 
 if __name__ == "__main__":
