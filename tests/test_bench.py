@@ -14,7 +14,8 @@ from bench.reference import OfficialReference
 
 
 def test_gpu_benchmark_runs_tiny_on_the_cpu(capsys):
-    main(["--tiny", "--adapters", "3", "5", "--k", "2", "--prompt-tokens", "8", "--new-tokens", "40", "--batch", "3"])
+    main(["--tiny", "--adapters", "3", "5", "--k", "2", "--prompt-tokens", "8", "--new-tokens", "40", "--batch", "3",
+          "--throughput-at", "5", "--reference-max", "5"])
     lines = capsys.readouterr().out.splitlines()
     header = next(line for line in lines if line.startswith("variant | probe ms"))
     table = lines[lines.index(header) + 1 : lines.index(header) + 9]
