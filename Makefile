@@ -44,9 +44,11 @@ zoo: setup
 bench: setup
 	$(PY) -m bench.engine_cpu
 
-# the engine at 8B scale (random weights); needs a CUDA GPU with ~40 GB for N=1000
+# workload A: the engine vs the official approach at 8B scale (random weights; ~55 GB of GPU memory at
+# N=1000, about 9 minutes on an H100); workload B: the embedded model with the zoo
 bench-gpu: setup
-	$(PY) -m bench.engine_gpu --adapters 20 260 1000
+	$(PY) -m bench.engine_gpu --adapters 20 260 1000 --prompt-tokens 128 512 --new-tokens 256 --k 20
+	$(PY) -m bench.engine_zoo
 
 clean:
 	rm -rf $(VENV) .pytest_cache
