@@ -207,24 +207,8 @@ def main(argv=None) -> None:
         lengths = args.prompt_tokens if n in args.all_prompts_at else args.prompt_tokens[:1]
         print(f"\n# N={n}: pool {pool.nbytes() / 2**30:.2f} GiB")
         for p in lengths:
-            runs = summary[(n, p)] = {"hf generate": hf[p]}
-            for graph in (False, True):
-                for label, mode, is_base in (("base", "mixture", True), ("mixture", "mixture", False), ("fused", "fused", False)):
-                    run_engine(engine, routing, prompts[p], 4, mode, graph, is_base)  # warm-up
-                    runs[f"{label} {'graph' if graph else 'eager'}"] = best_of(
-                        lambda p=p, mode=mode, graph=graph, is_base=is_base: run_engine(
-                            engine, routing, prompts[p], args.new_tokens, mode, graph, is_base
-                        ),
-                        args.repeats,
-                    )
-        # probe cost: against a plain forward of the same prompt, and per adapter as the slope over N
-        for p in lengths:
-            ids, mask = engine._encode([prompts[p]])
-            forward = statistics.median(_timed(lambda: _forward(model, ids, mask)) for _ in range(6))
-            engine.raw_signals([prompts[p]], PROBE)
-            probe = statistics.median(_timed(lambda: engine.raw_signals([prompts[p]], PROBE)) for _ in range(6))
-            print(f"#   probe N={n}, prompt {p}: {probe:.2f} ms (base forward {forward:.2f} ms: {probe / forward:.2f}x)")
-            summary[(n, p, "probe")] = probe
+            summary[(n, p)] = {"hf generate": hf[p], **engine_runs(engine, routing, prompts[p], args)}
+            summary[(n, p, "probe")] = probe_ms(engine, prompts[p], n, p)
         if n in args.throughput_at:
             summary["throughput"] = ours_throughput(engine, routing, shape, args)
         if n <= args.reference_max:
@@ -250,6 +234,34 @@ def main(argv=None) -> None:
                 print(f"{label} | {rate:.2f}")
         del engine, pool
     targets(summary, args)
+
+
+ENGINE_VARIANTS = (("base", "mixture", True), ("mixture", "mixture", False), ("fused", "fused", False))
+
+
+def engine_runs(engine: LoGoEngine, routing: RoutingConfig, prompt: str, args) -> dict[str, Run]:
+    """Our engine without adapters, with the mixture and fused, each eager and graphed."""
+    runs = {}
+    for graph in (False, True):
+        for label, mode, is_base in ENGINE_VARIANTS:
+            run_engine(engine, routing, prompt, 4, mode, graph, is_base)  # warm-up
+            runs[f"{label} {'graph' if graph else 'eager'}"] = best_of(
+                lambda mode=mode, graph=graph, is_base=is_base: run_engine(
+                    engine, routing, prompt, args.new_tokens, mode, graph, is_base
+                ),
+                args.repeats,
+            )
+    return runs
+
+
+def probe_ms(engine: LoGoEngine, prompt: str, n: int, p: int) -> float:
+    """The probe's median time, printed beside a plain forward of the same prompt."""
+    ids, mask = engine._encode([prompt])
+    forward = statistics.median(_timed(lambda: _forward(engine.model, ids, mask)) for _ in range(6))
+    engine.raw_signals([prompt], PROBE)
+    probe = statistics.median(_timed(lambda: engine.raw_signals([prompt], PROBE)) for _ in range(6))
+    print(f"#   probe N={n}, prompt {p}: {probe:.2f} ms (base forward {forward:.2f} ms: {probe / forward:.2f}x)")
+    return probe
 
 
 @torch.inference_mode()
