@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 
-from app.config import GenerationConfig, RoutingConfig
+from app.config import GenerationConfig, ProbeConfig, RoutingConfig
 from app.engine import LoGoEngine
 from app.results import Generation
 from zoo.data import TASKS_DIR, Task
@@ -94,11 +94,11 @@ def _with_mixtures(ctx, task, prompts, mixtures, info=None) -> MethodOutput:
     return _from_generations(_generate(ctx, task, prompts, mixtures=mixtures), info)
 
 
-def logo(signal: str, calibration: str, reference: str = "own") -> Callable:
-    """LoGo with the given signal and calibration: route every prompt, generate with its weighted top-k."""
+def logo(signal: str, calibration: str, reference: str = "own", block: int = -1) -> Callable:
+    """LoGo with the given signal, calibration and probe block: route every prompt, generate with its weighted top-k."""
 
     def run(ctx: EvalContext, task: Task, prompts: list[str], exclude: list[str]) -> MethodOutput:
-        config = RoutingConfig(k=ctx.k, signal=signal, calibration=calibration)
+        config = RoutingConfig(k=ctx.k, signal=signal, calibration=calibration, probe=ProbeConfig(block=block))
         routings = ctx.engine.route(prompts, config, reference=ctx.reference_prompts(reference), exclude=exclude)
         out = _with_mixtures(ctx, task, prompts, [r.mixture for r in routings])
         out.signals = [r.signal_by_adapter for r in routings]
@@ -172,6 +172,8 @@ METHODS: dict[str, Callable] = {
     "logo_entropy": logo("entropy", "none"),
     "logo_norm_cal": logo("norm", CALIBRATED),
     "logo_entropy_cal": logo("entropy", CALIBRATED),
+    # block 28 of the embedded model's 30 (the second to last): the best block of the probe sweep
+    "logo_entropy_cal_b28": logo("entropy", CALIBRATED, "own", block=-2),
     "logo_norm_cal_generic": logo("norm", CALIBRATED, "generic"),
     "logo_entropy_cal_generic": logo("entropy", CALIBRATED, "generic"),
     "retriever": retriever,

@@ -29,17 +29,21 @@ def _stats(engine: LoGoEngine, reference: list[str], probe: ProbeConfig, blocks:
     return {b: CalibrationStats.from_signals("sweep", engine.adapter_names, s) for b, s in signals.items()}
 
 
-def task_signals(engine: LoGoEngine, tasks: list[Task], limit: int, probe: ProbeConfig, blocks: list[int]):
-    """task -> block -> signal -> (P, N) raw signals of the task's test prompts."""
+def task_signals(engine: LoGoEngine, tasks: list[Task], limit: int, probe: ProbeConfig, blocks: list[int],
+                 split: str = "test", offset: int = 0):
+    """task -> block -> signal -> (P, N) raw signals of `limit` prompts of a split, from row `offset` on."""
     out = {}
     for task in tqdm(tasks, desc=f"signals {probe.probe_input}/{probe.aggregate}", leave=False):
-        prompts = [task.prompt(r["input"]) for r in task.examples("test", limit)]
+        prompts = [task.prompt(r["input"]) for r in task.examples(split, offset + limit)[offset:]]
         out[task.name] = engine.raw_signals_by_block(prompts, probe, blocks)
     return out
 
 
-def probe_sweep(engine: LoGoEngine, tasks: list[Task], reference: list[str], limit: int = 40, k: int = 3) -> pd.DataFrame:
-    """Top-1 / top-k own-adapter rate of every pool task for every probe setting.
+def probe_sweep(
+    engine: LoGoEngine, tasks: list[Task], reference: list[str], limit: int = 40, k: int = 3,
+    split: str = "test", offset: int = 0,
+) -> pd.DataFrame:
+    """Top-1 / top-k own-adapter rate of every pool task for every probe setting, on `limit` prompts of a split.
 
     Columns: block, aggregate, probe_input, calibration, signal, top1_rate, topk_rate.
     """
@@ -49,7 +53,7 @@ def probe_sweep(engine: LoGoEngine, tasks: list[Task], reference: list[str], lim
     for probe_input, aggregate in itertools.product(PROBE_INPUTS, AGGREGATES):
         probe = ProbeConfig(probe_input=probe_input, aggregate=aggregate)
         stats = _stats(engine, reference, probe, blocks)
-        signals = task_signals(engine, pool_tasks, limit, probe, blocks)
+        signals = task_signals(engine, pool_tasks, limit, probe, blocks, split, offset)
         for block, signal, calibration in itertools.product(blocks, SIGNALS, CALIBRATIONS):
             mean, std = stats[block].tensors(signal, "cpu")
             rates = [
