@@ -3,6 +3,8 @@
 Environment:
   LOGO_ADAPTERS    adapter directories, pool directories or hub ids, comma-separated (default: assets/adapters)
   LOGO_BASE_MODEL  'embedded' (default), a local model directory or a hub id
+  LOGO_REFERENCE_PROMPTS  calibration prompts, one per line (default: the zoo's own sample inputs when serving
+                   the zoo, which calibrate best; the generic set for any other pool)
   LOGO_CACHE       cache of the dequantised model and calibration statistics (default ~/.cache/logo-studio)
   GRADIO_SERVER_NAME / GRADIO_SERVER_PORT   where to listen (Gradio's defaults: 127.0.0.1 and 7860)
 """
@@ -14,9 +16,10 @@ import re
 import sys
 from pathlib import Path
 
-from app.config import DEFAULT_ADAPTERS_DIR, EngineConfig
+from app.config import DEFAULT_ADAPTERS_DIR, DEFAULT_REFERENCE_PROMPTS, REPO_ROOT, EngineConfig
 
 _HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
+ZOO_REFERENCE_PROMPTS = REPO_ROOT / "assets" / "reference_prompts_zoo.txt"
 HOW_TO_GET_ADAPTERS = (
     "train the adapter zoo with `make zoo` (it writes assets/adapters/), "
     "or point LOGO_ADAPTERS at adapter directories or hub ids (comma-separated)"
@@ -33,7 +36,13 @@ def engine_config_from_env(environ=os.environ) -> EngineConfig:
         looks_local = path.is_absolute() or source.startswith((".", "~")) or not _HUB_ID.match(source) or first.is_dir()
         if looks_local and not path.is_dir():
             raise SystemExit(f"LoGo Studio: the adapter directory {path} does not exist: {HOW_TO_GET_ADAPTERS}.")
-    return EngineConfig(base_model=environ.get("LOGO_BASE_MODEL", "embedded"), adapters=tuple(sources))
+    zoo = [Path(s).expanduser().resolve() for s in sources] == [DEFAULT_ADAPTERS_DIR.resolve()]
+    reference = environ.get("LOGO_REFERENCE_PROMPTS") or (ZOO_REFERENCE_PROMPTS if zoo else DEFAULT_REFERENCE_PROMPTS)
+    if not Path(reference).is_file():
+        raise SystemExit(f"LoGo Studio: LOGO_REFERENCE_PROMPTS={reference} is not a file: give a text file of prompts, one per line.")
+    return EngineConfig(
+        base_model=environ.get("LOGO_BASE_MODEL", "embedded"), adapters=tuple(sources), reference_prompts=Path(reference)
+    )
 
 
 def main() -> None:

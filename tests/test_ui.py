@@ -286,6 +286,17 @@ def test_app_without_adapters_names_the_directory_and_the_fix(tmp_path, monkeypa
         module.main()
     config = module.engine_config_from_env({"LOGO_ADAPTERS": f"{tmp_path}, org/hub-adapter", "LOGO_BASE_MODEL": "tiny"})
     assert config.adapters == (str(tmp_path), "org/hub-adapter") and config.base_model == "tiny"
+    assert config.reference_prompts.name == "reference_prompts.txt"  # a foreign pool: the generic set
+
+
+def test_app_calibrates_the_zoo_on_its_own_sample_inputs_unless_told_otherwise(tmp_path):
+    module = _load_app_py()
+    assert module.engine_config_from_env({}).reference_prompts.name == "reference_prompts_zoo.txt"
+    mine = tmp_path / "mine.txt"
+    mine.write_text("a prompt\n")
+    assert module.engine_config_from_env({"LOGO_REFERENCE_PROMPTS": str(mine)}).reference_prompts == mine
+    with pytest.raises(SystemExit, match="LOGO_REFERENCE_PROMPTS=.*not a file"):
+        module.engine_config_from_env({"LOGO_REFERENCE_PROMPTS": str(tmp_path / "missing.txt")})
 
 
 # ---------------------------------------------------------------- a launched server
