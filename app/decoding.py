@@ -48,7 +48,18 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-class DynamicSteps:
+class _Steps:
+    """What both step kinds share: the prefill of the prompt into `self.cache`."""
+
+    def prefill(self) -> torch.Tensor:
+        out = self.model(
+            input_ids=self.input_ids, attention_mask=self.mask, position_ids=self.positions,
+            past_key_values=self.cache, use_cache=True, logits_to_keep=1,
+        )
+        return out.logits[:, -1]  # (B, V)
+
+
+class DynamicSteps(_Steps):
     """Prefill and single-token steps over a growing KV cache (HF's DynamicCache): any device, any length."""
 
     cuda_graph = False
@@ -58,13 +69,6 @@ class DynamicSteps:
         self.cache = DynamicCache()
         self.positions = position_ids(attention_mask)  # (B, T)
         self.next_pos = self.positions[:, -1:] + 1  # (B, 1)
-
-    def prefill(self) -> torch.Tensor:
-        out = self.model(
-            input_ids=self.input_ids, attention_mask=self.mask, position_ids=self.positions,
-            past_key_values=self.cache, use_cache=True, logits_to_keep=1,
-        )
-        return out.logits[:, -1]  # (B, V)
 
     def step(self, chosen: torch.Tensor) -> torch.Tensor:
         self.mask = torch.cat([self.mask, torch.ones_like(self.mask[:, :1])], dim=1)
@@ -76,7 +80,7 @@ class DynamicSteps:
         return out.logits[:, -1]
 
 
-class StaticSteps:
+class StaticSteps(_Steps):
     """Prefill and single-token steps over a KV cache preallocated for prompt + max_new_tokens (HF's StaticCache).
 
     Every step has the same shapes and reads its inputs from fixed buffers, so on a GPU the step is captured
@@ -99,13 +103,6 @@ class StaticSteps:
         self.cuda_graph = input_ids.device.type == "cuda"
         self._graph: torch.cuda.CUDAGraph | None = None
         self._logits: torch.Tensor | None = None  # the graph's output buffer
-
-    def prefill(self) -> torch.Tensor:
-        out = self.model(
-            input_ids=self.input_ids, attention_mask=self.mask, position_ids=self.positions,
-            past_key_values=self.cache, use_cache=True, logits_to_keep=1,
-        )
-        return out.logits[:, -1]  # (B, V)
 
     def _forward_step(self) -> torch.Tensor:
         out = self.model(

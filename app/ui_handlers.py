@@ -114,9 +114,8 @@ class Studio:
 
 
 def base_generation_config(max_new_tokens: int) -> GenerationConfig:
-    """Greedy, to the full budget when the engine can ignore end-of-sequence (a full-length base curve)."""
-    full = {"ignore_eos": True} if "ignore_eos" in GenerationConfig.__dataclass_fields__ else {}
-    return GenerationConfig(max_new_tokens=max_new_tokens, **full)
+    """Greedy, past end-of-sequence to the full budget (a full-length base curve)."""
+    return GenerationConfig(max_new_tokens=max_new_tokens, ignore_eos=True)
 
 
 # ---------------------------------------------------------------- input checks
