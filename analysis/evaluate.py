@@ -189,6 +189,7 @@ def main(argv=None) -> None:
         results, routing = collect(args.runs, all_tasks, args.k)
         write_summary(results, routing, args.out)
         print((args.out / "results.md").read_text())
+    state.destroy_process_group()  # a no-op alone; under a launcher it closes the process group cleanly
 
 
 if __name__ == "__main__":
