@@ -7,8 +7,11 @@ Each (setting, method, task) cell writes per-instance JSONL under --runs (not co
 signal); finished cells are skipped, so an interrupted run resumes. The summary files go to --out:
 results.csv, routing.csv, results.md.
 
-Several GPUs of one host: `accelerate launch --num_processes 2 -m analysis.evaluate ...` shards the cells over
-the processes (one GPU each); the files written are the same as a single process writes.
+Several GPUs of one host: `accelerate launch --multi_gpu --num_processes 2 -m analysis.evaluate ...` shards the
+cells over the processes (one GPU each); the files written are the same as a single process writes. Without
+GPUs, start CPU processes with `python -m torch.distributed.run --nproc_per_node 2 -m analysis.evaluate ...`
+(`accelerate launch --cpu` starts processes that do not know of each other: each would run every cell).
+`python -m bench.scaleout -- ARGS` times a job on one process and on several.
 """
 
 from __future__ import annotations

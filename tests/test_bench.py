@@ -61,3 +61,27 @@ def test_engine_matches_the_official_approach_in_the_benchmark_configuration():
     finally:
         reference.model.unload()
     assert engine.generate(prompts[0], generation=generation, mixture={}).token_ids == base[0].token_ids
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--processes", "2"], "give the evaluation after --"),
+        (["--", "--methods", "base", "--runs", "x"], "--runs and --out are set per run"),
+        (["--processes", "1", "--", "--methods", "base"], "--processes must be at least 2"),
+    ],
+)
+def test_scaleout_benchmark_refuses_bad_arguments_before_running_anything(argv, message, capsys):
+    from bench.scaleout import main as scaleout
+
+    with pytest.raises(SystemExit):
+        scaleout(argv)
+    assert message in capsys.readouterr().err
+
+
+def test_scaleout_benchmark_never_resumes_an_earlier_run(tmp_path):
+    from bench.scaleout import evaluate
+
+    (tmp_path / "single").mkdir()
+    with pytest.raises(SystemExit, match="exists; pass an empty --work directory"):
+        evaluate(["python"], ["--methods", "base"], tmp_path, "single", {})

@@ -3,17 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from analysis.evaluate import Cell, collect, plan, run_cell, write_summary
 from analysis.methods import METHODS, EvalContext
-from app.config import REPO_ROOT
 from zoo.data import load_tasks
 
 TASKS = {  # named after the tiny world's adapters, so each pool task has an "own" adapter
@@ -152,31 +147,20 @@ def test_cached_embedder_returns_the_vectors_it_was_built_from(tmp_path):
 
 
 @pytest.mark.slow
-def test_two_processes_under_accelerate_write_the_files_of_one_process(tmp_path):
-    """Data-parallel evaluation (accelerate's PartialState, 2 CPU processes) shards the cells, writes the same files."""
-    args = ["--methods", "base", "logo_norm", "--tasks", "en_fr", "movie_sentiment", "--setting", "in_pool", "--limit", "2"]
-    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": "1"}
+def test_two_processes_under_accelerate_write_the_files_of_one_process(tmp_path, monkeypatch):
+    """Data-parallel evaluation (2 CPU processes under torchrun, which `accelerate launch --multi_gpu` runs on GPUs;
+    PartialState talks over gloo) shards the cells and writes the same files as one process. bench/scaleout.py
+    times the same two runs on GPUs and reports this agreement."""
+    from bench.scaleout import answers, compare, measure
 
-    def run(launcher: list[str], name: str) -> tuple[Path, str]:
-        runs = tmp_path / name
-        command = [*launcher, "-m", "analysis.evaluate", *args, "--runs", str(runs), "--out", str(tmp_path / f"{name}_out")]
-        done = subprocess.run(command, env=env, cwd=REPO_ROOT, capture_output=True, text=True, timeout=600)
-        assert done.returncode == 0, done.stderr[-3000:]
-        return runs, done.stderr
-
-    single, _ = run([sys.executable], "single")
-    # torchrun is what `accelerate launch --multi_gpu` runs; on a CPU, accelerate's PartialState then uses gloo
-    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517"]
-    sharded, log = run(torchrun, "sharded")
-    assert "process 1 of 2 takes 2" in log and "process 2 of 2 takes 2" in log
-
-    def answers(runs: Path) -> dict[str, list]:
-        files = sorted((runs / "instances").glob("*/*/*.jsonl"))
-        return {
-            str(f.relative_to(runs)): [(r["output"], r["selected"], r["score"]) for r in map(json.loads, f.read_text().splitlines())]
-            for f in files
-        }
-
-    assert len(answers(single)) == 4
-    assert answers(sharded) == answers(single)
-    assert (tmp_path / "sharded_out" / "results.csv").read_text() == (tmp_path / "single_out" / "results.csv").read_text()
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    job = ["--methods", "base", "logo_norm", "--tasks", "en_fr", "movie_sentiment", "--setting", "in_pool"]
+    single, sharded = measure([*job, "--limit", "2"], tmp_path, processes=2, port=29517)
+    assert "process 1 of 2 takes 2" in sharded.log and "process 2 of 2 takes 2" in sharded.log
+    assert "process 1 of 1 takes 4" in single.log
+    assert len(answers(single.runs)) == 4
+    assert answers(sharded.runs) == answers(single.runs)
+    summary = [(tmp_path / f"{name}_summary" / "results.csv").read_text() for name in ("single", "sharded")]
+    assert summary[0] == summary[1]
+    report = compare(single, sharded, 2)
+    assert report[-1] == "#   same cells written: yes; instances whose answer, selection or score differ: 0 of 8"
