@@ -51,6 +51,7 @@ def launcher_command(launcher: str, processes: int, threads: int | None, port: i
 
 
 def evaluate(prefix: list[str], args: list[str], work: Path, name: str, env: dict[str, str]) -> Run:
+    """Run `prefix -m analysis.evaluate args` into work/name (per-instance files) and work/name_summary, timed."""
     runs = work / name
     if runs.exists():
         raise SystemExit(f"error: {runs} exists; pass an empty --work directory so that no run resumes another")
