@@ -50,7 +50,9 @@ def launcher_command(launcher: str, processes: int, threads: int | None, port: i
     ]
 
 
-def evaluate(prefix: list[str], args: list[str], work: Path, name: str, env: dict[str, str]) -> Run:
+def evaluate(
+    prefix: list[str], args: list[str], work: Path, name: str, env: dict[str, str], timeout: float | None = None
+) -> Run:
     """Run `prefix -m analysis.evaluate args` into work/name (per-instance files) and work/name_summary, timed."""
     runs = work / name
     if runs.exists():
@@ -59,7 +61,7 @@ def evaluate(prefix: list[str], args: list[str], work: Path, name: str, env: dic
     started = time.perf_counter()
     done = subprocess.run(
         [*prefix, "-m", "analysis.evaluate", *args, *outputs], check=False, env=env, cwd=REPO_ROOT,
-        capture_output=True, text=True,
+        capture_output=True, text=True, timeout=timeout,
     )
     seconds = time.perf_counter() - started
     if done.returncode != 0:
@@ -102,14 +104,16 @@ def measure(
     launcher: str = "torchrun",
     threads: int | None = None,
     port: int = 29531,
+    timeout: float | None = None,
 ) -> tuple[Run, Run]:
     """Run the evaluation `job` on one process, then sharded over `processes`, each into its own folder of `work`."""
     work.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))}
     env.setdefault("TOKENIZERS_PARALLELISM", "false")
     sharded_env = {**env, "OMP_NUM_THREADS": str(threads)} if threads else env
-    single = evaluate([sys.executable], job, work, "single", env)
-    sharded = evaluate(launcher_command(launcher, processes, threads, port), job, work, "sharded", sharded_env)
+    single = evaluate([sys.executable], job, work, "single", env, timeout)
+    launch = launcher_command(launcher, processes, threads, port)
+    sharded = evaluate(launch, job, work, "sharded", sharded_env, timeout)
     return single, sharded
 
 

@@ -147,7 +147,7 @@ def test_cached_embedder_returns_the_vectors_it_was_built_from(tmp_path):
 
 
 @pytest.mark.slow
-def test_two_processes_under_accelerate_write_the_files_of_one_process(tmp_path, monkeypatch):
+def test_two_sharded_processes_write_the_files_of_one_process(tmp_path, monkeypatch):
     """Data-parallel evaluation (2 CPU processes under torchrun, which `accelerate launch --multi_gpu` runs on GPUs;
     PartialState talks over gloo) shards the cells and writes the same files as one process. bench/scaleout.py
     times the same two runs on GPUs and reports this agreement."""
@@ -155,7 +155,7 @@ def test_two_processes_under_accelerate_write_the_files_of_one_process(tmp_path,
 
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     job = ["--methods", "base", "logo_norm", "--tasks", "en_fr", "movie_sentiment", "--setting", "in_pool"]
-    single, sharded = measure([*job, "--limit", "2"], tmp_path, processes=2, port=29517)
+    single, sharded = measure([*job, "--limit", "2"], tmp_path, processes=2, port=29517, timeout=600)
     assert "process 1 of 2 takes 2" in sharded.log and "process 2 of 2 takes 2" in sharded.log
     assert "process 1 of 1 takes 4" in single.log
     assert len(answers(single.runs)) == 4
