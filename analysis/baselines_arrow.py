@@ -11,13 +11,13 @@ from typing import TYPE_CHECKING
 import torch
 from safetensors.torch import save_file
 
-from app.base_model import BaseModel, load_base_model
-from app.config import GenerationConfig
-from app.decoding import decode
-from app.pool import ADAPTER_WEIGHTS, PEFT_PREFIX, LoraAdapter
+from logo.base_model import BaseModel, load_base_model
+from logo.config import GenerationConfig
+from logo.decoding import decode
+from logo.pool import ADAPTER_WEIGHTS, PEFT_PREFIX, LoraAdapter
 
 if TYPE_CHECKING:
-    from app.engine import LoGoEngine
+    from logo.engine import LoGoEngine
 
 
 def arrow_adapter_dirs(adapters: Sequence[LoraAdapter], workdir: Path) -> list[Path]:
@@ -151,7 +151,12 @@ class ArrowBaseline:
             # the engine's chat template, tokenisation and padding, so both read the same tokens
             ids, mask = self.engine._encode(prompts[start : start + self.batch_size])  # (B, T) each
             trace = decode(  # the engine's greedy loop (decode runs under inference_mode)
-                self._model, ids.to(device), mask.to(device), config, self.engine.eos_ids, self.engine.pad_id,
+                self._model,
+                ids.to(device),
+                mask.to(device),
+                config,
+                self.engine.eos_ids,
+                self.engine.pad_id,
                 time.perf_counter(),
             )
             texts += [self.engine.tokenizer.decode(tokens, skip_special_tokens=True) for tokens in trace.tokens]

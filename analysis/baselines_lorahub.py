@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 if TYPE_CHECKING:
-    from app.engine import LoGoEngine
+    from logo.engine import LoGoEngine
 
 
 @dataclass(frozen=True)

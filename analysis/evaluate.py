@@ -28,15 +28,15 @@ from accelerate import PartialState
 from tqdm.auto import tqdm
 
 from analysis.methods import IN_POOL_ONLY, METHODS, EvalContext
-from analysis.metrics import score
 from analysis.tables import results_table_markdown
-from app.config import REPO_ROOT, EngineConfig
-from app.engine import LoGoEngine
-from zoo.data import TASKS_DIR, Task, load_tasks
+from logo.config import EngineConfig
+from logo.engine import LoGoEngine
+from zoo.data import ADAPTERS_DIR, ASSETS_DIR, REPO_ROOT, TASKS_DIR, Task, load_tasks
+from zoo.metrics import score
 
 log = logging.getLogger(__name__)
 SETTINGS = ("in_pool", "held_out")
-DEFAULT_OUT = REPO_ROOT / "assets" / "results"
+DEFAULT_OUT = ASSETS_DIR / "results"
 DEFAULT_RUNS = REPO_ROOT / "out" / "eval"
 
 
@@ -148,13 +148,15 @@ def main(argv=None) -> None:
     parser.add_argument("--k", type=int, default=3)
     parser.add_argument("--limit", type=int, help="test instances per task (default: all)")
     parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--adapters", default=str(REPO_ROOT / "assets" / "adapters"))
+    parser.add_argument("--adapters", default=str(ADAPTERS_DIR))
     parser.add_argument("--tasks-dir", type=Path, default=TASKS_DIR)
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="summary tables (committed)")
     parser.add_argument("--runs", type=Path, default=DEFAULT_RUNS, help="per-instance JSONL (not committed)")
     parser.add_argument("--embeddings", type=Path, help="MiniLM embeddings cache to use instead of the model")
     parser.add_argument(
-        "--write-embeddings", type=Path, metavar="FILE",
+        "--write-embeddings",
+        type=Path,
+        metavar="FILE",
         help="only embed every text the retriever and AdapterSoup need (test prompts within --limit, 200 dev "
         "prompts per task) into FILE, for a machine without MiniLM, and exit",
     )
@@ -179,12 +181,19 @@ def main(argv=None) -> None:
     state = PartialState(cpu=not torch.cuda.is_available())
     pending = [c for c in plan(tasks, args.methods, settings) if not c.path(args.runs).is_file()]
     cells = pending[state.process_index :: state.num_processes]
-    log.info("%d cells to run (finished cells are skipped); process %d of %d takes %d",
-             len(pending), state.process_index + 1, state.num_processes, len(cells))
+    log.info(
+        "%d cells to run (finished cells are skipped); process %d of %d takes %d",
+        len(pending),
+        state.process_index + 1,
+        state.num_processes,
+        len(cells),
+    )
     if cells:
         device = str(state.device) if state.num_processes > 1 else None
         engine = LoGoEngine(EngineConfig(adapters=(args.adapters,), device=device))
-        ctx = EvalContext(engine, k=args.k, batch_size=args.batch_size, tasks_dir=args.tasks_dir, embeddings=args.embeddings)
+        ctx = EvalContext(
+            engine, k=args.k, batch_size=args.batch_size, tasks_dir=args.tasks_dir, embeddings=args.embeddings
+        )
         for cell in tqdm(cells, desc=f"cells [{state.process_index}]", disable=not state.is_local_main_process):
             run_cell(ctx, cell, args.limit, args.runs)
     state.wait_for_everyone()

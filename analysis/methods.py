@@ -7,9 +7,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 
-from app.config import GenerationConfig, ProbeConfig, RoutingConfig
-from app.engine import LoGoEngine
-from app.results import Generation
+from logo.config import GenerationConfig, ProbeConfig, RoutingConfig
+from logo.engine import LoGoEngine
+from logo.results import Generation
 from zoo.data import TASKS_DIR, Task
 
 CALIBRATED = "zscore"  # the calibration of the *_cal methods; chosen from the routing sweep (see README)
@@ -145,7 +145,9 @@ def lorahub(ctx, task, prompts, exclude) -> MethodOutput:
     from analysis.baselines import lorahub_search
     from zoo.data import canonical_target
 
-    examples = [(task.prompt(r["input"]), canonical_target(r["target"])) for r in task.examples("dev", LORAHUB_EXAMPLES)]
+    examples = [
+        (task.prompt(r["input"]), canonical_target(r["target"])) for r in task.examples("dev", LORAHUB_EXAMPLES)
+    ]
     names = [n for n in ctx.engine.adapter_names if n not in exclude]
     result = lorahub_search(ctx.engine, examples, names)
     results = _generate(ctx, task, prompts, factors=ctx.engine.parameter_average(result.weights))
@@ -160,7 +162,10 @@ def arrow(ctx, task, prompts, exclude) -> MethodOutput:
     texts = ctx.arrow.generate(prompts, task.max_new_tokens, exclude=exclude)
     elapsed = (time.perf_counter() - started) * 1000 / len(prompts)
     return MethodOutput(
-        texts=texts, selected=[[] for _ in prompts], weights=[[] for _ in prompts], timings=[{"total_ms": elapsed}] * len(prompts)
+        texts=texts,
+        selected=[[] for _ in prompts],
+        weights=[[] for _ in prompts],
+        timings=[{"total_ms": elapsed}] * len(prompts),
     )
 
 

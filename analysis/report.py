@@ -17,9 +17,9 @@ import pandas as pd
 
 from analysis import figures
 from analysis.evaluate import DEFAULT_OUT, DEFAULT_RUNS
-from app.calibration import read_reference_prompts
-from app.config import GenerationConfig, RoutingConfig
-from app.engine import LoGoEngine
+from logo.calibration import read_reference_prompts
+from logo.config import GenerationConfig, RoutingConfig
+from logo.engine import LoGoEngine
 from zoo.data import load_tasks
 
 log = logging.getLogger(__name__)
@@ -84,13 +84,25 @@ def similarity(runs: Path, out: Path, tasks) -> None:
             record = json.loads(line)
             for adapter, weight in zip(record["selected"], record["weights"]):
                 sim = float(cents[adapter] @ cents[task])
-                points.append({"method": path.parent.name, "setting": path.parent.parent.name, "task": task,
-                               "adapter": adapter, "weight": weight, "similarity": sim})
+                points.append(
+                    {
+                        "method": path.parent.name,
+                        "setting": path.parent.parent.name,
+                        "task": task,
+                        "adapter": adapter,
+                        "weight": weight,
+                        "similarity": sim,
+                    }
+                )
     df = pd.DataFrame(points)
     df.to_csv(out / "weight_similarity.csv", index=False, float_format="%.3f")
     if not df.empty:
         for method, part in df.groupby("method"):
-            save_figure(figures.weight_similarity_scatter(part, title=f"Merge weight vs task similarity ({method})"), out, f"weight_similarity_{method}")
+            save_figure(
+                figures.weight_similarity_scatter(part, title=f"Merge weight vs task similarity ({method})"),
+                out,
+                f"weight_similarity_{method}",
+            )
 
 
 def latency(engine: LoGoEngine, out: Path, tokens: int, repeats: int = 3) -> None:
@@ -106,8 +118,13 @@ def latency(engine: LoGoEngine, out: Path, tokens: int, repeats: int = 3) -> Non
     curves, rows = {}, []
     for label, v in variants.items():
         config = GenerationConfig(max_new_tokens=tokens, mode=v["mode"], ignore_eos=True)
-        engine.generate(LATENCY_PROMPT, routing, GenerationConfig(max_new_tokens=4, mode=v["mode"]), mixture=v["mixture"])
-        runs = [engine.generate(LATENCY_PROMPT, routing, config, mixture=v["mixture"]).token_times_ms for _ in range(repeats)]
+        engine.generate(
+            LATENCY_PROMPT, routing, GenerationConfig(max_new_tokens=4, mode=v["mode"]), mixture=v["mixture"]
+        )
+        runs = [
+            engine.generate(LATENCY_PROMPT, routing, config, mixture=v["mixture"]).token_times_ms
+            for _ in range(repeats)
+        ]
         curves[label] = [statistics.median(ts) for ts in zip(*runs)]
         rows += [{"variant": label, "tokens": n + 1, "ms_per_token": t / (n + 1)} for n, t in enumerate(curves[label])]
     pd.DataFrame(rows).to_csv(out / "latency.csv", index=False, float_format="%.3f")
@@ -151,7 +168,10 @@ def main(argv=None) -> None:
         from analysis.methods import EvalContext
         from analysis.sweeps import calibration_sweep
 
-        references = {"generic": read_reference_prompts(engine.config.reference_prompts), "own": EvalContext(engine).own_reference}
+        references = {
+            "generic": read_reference_prompts(engine.config.reference_prompts),
+            "own": EvalContext(engine).own_reference,
+        }
         df = calibration_sweep(engine, tasks, references, limit=args.limit)
         df.to_csv(args.out / "routing_calibration.csv", index=False, float_format="%.4f")
     if "k_sweep" in args.only:

@@ -118,7 +118,7 @@ class CachedEmbedder:
         self._vectors = data["vectors"].astype(np.float32)
 
     @staticmethod
-    def build(embedder: "TaskEmbedder", texts: list[str], path: str | Path) -> Path:
+    def build(embedder: TaskEmbedder, texts: list[str], path: str | Path) -> Path:
         unique = list(dict.fromkeys(texts))
         np.savez_compressed(path, texts=np.array(unique), vectors=embedder.embed(unique).astype(np.float16))
         return Path(path)
@@ -126,7 +126,9 @@ class CachedEmbedder:
     def embed(self, texts: list[str]) -> np.ndarray:
         missing = [t for t in texts if t not in self._index]
         if missing:
-            raise KeyError(f"{len(missing)} text(s) are not in the embedding cache, e.g. {missing[0][:80]!r}: rebuild it")
+            raise KeyError(
+                f"{len(missing)} text(s) are not in the embedding cache, e.g. {missing[0][:80]!r}: rebuild it"
+            )
         return _unit(self._vectors[[self._index[t] for t in texts]])
 
     def task_centroid(self, texts: list[str]) -> np.ndarray:

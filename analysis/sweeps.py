@@ -1,6 +1,6 @@
 """Routing sweeps the paper leaves open: probe block x aggregation x probe input x calibration, reference sets, k.
 
-Signals come from the engine (one forward pass gives every block); scores and top-k use app.signals.
+Signals come from the engine (one forward pass gives every block); scores and top-k use logo.signals.
 """
 
 from __future__ import annotations
@@ -11,10 +11,10 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from app.calibration import CalibrationStats
-from app.config import AGGREGATES, CALIBRATIONS, PROBE_INPUTS, SIGNALS, ProbeConfig
-from app.engine import LoGoEngine
-from app.signals import calibrate
+from logo.calibration import CalibrationStats
+from logo.config import AGGREGATES, CALIBRATIONS, PROBE_INPUTS, SIGNALS, ProbeConfig
+from logo.engine import LoGoEngine
+from logo.signals import calibrate
 from zoo.data import Task
 
 
@@ -24,13 +24,22 @@ def _own_rank(scores: torch.Tensor, own: int, k: int) -> tuple[float, float]:
     return (order[:, 0] == own).float().mean().item(), (order[:, :k] == own).any(dim=1).float().mean().item()
 
 
-def _stats(engine: LoGoEngine, reference: list[str], probe: ProbeConfig, blocks: list[int]) -> dict[int, CalibrationStats]:
+def _stats(
+    engine: LoGoEngine, reference: list[str], probe: ProbeConfig, blocks: list[int]
+) -> dict[int, CalibrationStats]:
     signals = engine.raw_signals_by_block(reference, probe, blocks)
     return {b: CalibrationStats.from_signals("sweep", engine.adapter_names, s) for b, s in signals.items()}
 
 
-def task_signals(engine: LoGoEngine, tasks: list[Task], limit: int, probe: ProbeConfig, blocks: list[int],
-                 split: str = "test", offset: int = 0):
+def task_signals(
+    engine: LoGoEngine,
+    tasks: list[Task],
+    limit: int,
+    probe: ProbeConfig,
+    blocks: list[int],
+    split: str = "test",
+    offset: int = 0,
+):
     """task -> block -> signal -> (P, N) raw signals of `limit` prompts of a split, from row `offset` on."""
     out = {}
     for task in tqdm(tasks, desc=f"signals {probe.probe_input}/{probe.aggregate}", leave=False):
@@ -40,8 +49,13 @@ def task_signals(engine: LoGoEngine, tasks: list[Task], limit: int, probe: Probe
 
 
 def probe_sweep(
-    engine: LoGoEngine, tasks: list[Task], reference: list[str], limit: int = 40, k: int = 3,
-    split: str = "test", offset: int = 0,
+    engine: LoGoEngine,
+    tasks: list[Task],
+    reference: list[str],
+    limit: int = 40,
+    k: int = 3,
+    split: str = "test",
+    offset: int = 0,
 ) -> pd.DataFrame:
     """Top-1 / top-k own-adapter rate of every pool task for every probe setting, on `limit` prompts of a split.
 
@@ -57,7 +71,9 @@ def probe_sweep(
         for block, signal, calibration in itertools.product(blocks, SIGNALS, CALIBRATIONS):
             mean, std = stats[block].tensors(signal, "cpu")
             rates = [
-                _own_rank(calibrate(signals[t.name][block][signal], mean, std, calibration), engine.pool.index(t.name), k)
+                _own_rank(
+                    calibrate(signals[t.name][block][signal], mean, std, calibration), engine.pool.index(t.name), k
+                )
                 for t in pool_tasks
             ]
             rows.append(
@@ -75,7 +91,11 @@ def probe_sweep(
 
 
 def calibration_sweep(
-    engine: LoGoEngine, tasks: list[Task], references: dict[str, list[str]], limit: int = 100, k: int = 3,
+    engine: LoGoEngine,
+    tasks: list[Task],
+    references: dict[str, list[str]],
+    limit: int = 100,
+    k: int = 3,
     probe: ProbeConfig | None = None,
 ) -> pd.DataFrame:
     """Per pool task: own-adapter rates for every signal x calibration x reference set at one probe location."""
@@ -107,7 +127,9 @@ def calibration_sweep(
     return pd.DataFrame(rows)
 
 
-def mean_signal_matrix(engine: LoGoEngine, tasks: list[Task], signal: str, limit: int = 100, probe: ProbeConfig | None = None) -> pd.DataFrame:
+def mean_signal_matrix(
+    engine: LoGoEngine, tasks: list[Task], signal: str, limit: int = 100, probe: ProbeConfig | None = None
+) -> pd.DataFrame:
     """Rows = input tasks, columns = adapters: the mean raw signal over the task's test prompts (the heatmap)."""
     probe = probe or ProbeConfig()
     rows = {}

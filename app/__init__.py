@@ -1,1 +1,1 @@
-"""LoGo Studio's engine: training-free, instance-level LoRA selection and merging (the LoGo method)."""
+"""LoGo Studio, the Gradio app: layout (ui.py), handlers (ui_handlers.py) and the data it shows (ui_data.py)."""

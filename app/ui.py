@@ -15,10 +15,10 @@ import plotly.graph_objects as go
 
 from analysis.export import PngExportUnavailable, png_export_available
 from analysis.similarity import TaskEmbedder
+from logo.config import AGGREGATES, CALIBRATIONS, MODES, PROBE_INPUTS, SIGNALS
+from logo.engine import LoGoEngine
+from logo.probe import decoder_blocks
 
-from .config import AGGREGATES, CALIBRATIONS, MODES, PROBE_INPUTS, SIGNALS
-from .engine import LoGoEngine
-from .probe import decoder_blocks
 from .ui_data import DEFAULT_ASSETS_DIR, Example, StudioData
 from .ui_handlers import (
     TABLE_COLUMNS,
@@ -198,11 +198,16 @@ def build_demo(
         with gr.Row(equal_height=False, elem_id="main"):
             with gr.Column(scale=5, min_width=380, elem_id="left"):
                 prompt = gr.Textbox(
-                    label="Prompt", lines=4, max_lines=12, elem_id="prompt",
+                    label="Prompt",
+                    lines=4,
+                    max_lines=12,
+                    elem_id="prompt",
                     placeholder="Ask anything, e.g. 'Translate to French: the cat is black'",
                 )
                 example = gr.Dropdown(
-                    [(e.label, i) for i, e in enumerate(data.examples)], value=None, elem_id="example",
+                    [(e.label, i) for i, e in enumerate(data.examples)],
+                    value=None,
+                    elem_id="example",
                     label="Examples" if data.examples else "Examples (none: assets/tasks/ is not built yet)",
                     interactive=bool(data.examples),
                 )
@@ -213,48 +218,69 @@ def build_demo(
                     with gr.Row():
                         signal = gr.Radio(list(SIGNALS), value="norm", label="Signal", elem_id="signal")
                         mode = gr.Radio(list(MODES), value="mixture", label="Merge mode", elem_id="mode")
-                    calibration = gr.Radio(list(CALIBRATIONS), value="none", elem_id="calibration",
-                                           label="Calibration (none = the paper's raw signal)")
+                    calibration = gr.Radio(
+                        list(CALIBRATIONS),
+                        value="none",
+                        elem_id="calibration",
+                        label="Calibration (none = the paper's raw signal)",
+                    )
                     with gr.Row():
                         k = gr.Slider(1, n_adapters, value=engine.default_routing.k, step=1, label="k (adapters kept)")
                         max_new = gr.Slider(1, cap, value=min(64, cap), step=1, label="Max new tokens")
                 with gr.Accordion("Advanced: where the probe reads", open=False, elem_id="advanced"):
                     with gr.Row():
-                        block = gr.Slider(0, studio.n_blocks - 1, value=studio.n_blocks - 1, step=1,
-                                          label="Probe block (default: the last)")
+                        block = gr.Slider(
+                            0,
+                            studio.n_blocks - 1,
+                            value=studio.n_blocks - 1,
+                            step=1,
+                            label="Probe block (default: the last)",
+                        )
                         module = gr.Dropdown(modules, value=modules[0] if modules else None, label="Probe module")
                     with gr.Row():
                         probe_input = gr.Radio(list(PROBE_INPUTS), value="module", label="Probe input")
                         aggregate = gr.Radio(list(AGGREGATES), value="last", label="Token aggregation")
-                answer = gr.Textbox(label="Answer", lines=5, max_lines=16, interactive=False, buttons=["copy"],
-                                    elem_id="answer")
+                answer = gr.Textbox(
+                    label="Answer", lines=5, max_lines=16, interactive=False, buttons=["copy"], elem_id="answer"
+                )
                 status = gr.Markdown(elem_id="status")
                 table = gr.Dataframe(
-                    headers=TABLE_COLUMNS, datatype=["str", "str", "number", "number", "number", "str"],
-                    label="Routing: every adapter, highest score first", interactive=False, max_height=360,
+                    headers=TABLE_COLUMNS,
+                    datatype=["str", "str", "number", "number", "number", "str"],
+                    label="Routing: every adapter, highest score first",
+                    interactive=False,
+                    max_height=360,
                     column_widths=["29%", "21%", "12%", "12%", "12%", "14%"],
                     elem_id="routing-table",
                 )
                 with gr.Group(elem_id="exports"):
                     with gr.Row():
                         html_btn = gr.Button("Plots → HTML", size="sm", min_width=80, elem_id="export-html")
-                        png_btn = gr.Button("Plots → PNG", size="sm", min_width=80, interactive=png_ok,
-                                            elem_id="export-png")
+                        png_btn = gr.Button(
+                            "Plots → PNG", size="sm", min_width=80, interactive=png_ok, elem_id="export-png"
+                        )
                         csv_btn = gr.Button("Table → CSV", size="sm", min_width=80, elem_id="export-csv")
                         zip_btn = gr.Button("All → zip", size="sm", min_width=80, elem_id="export-zip")
                     if not png_ok:
                         gr.Markdown(f"PNG export is off here: {png_reason}", elem_classes="note")
-                downloads = gr.File(label="Downloads", file_count="multiple", interactive=False, visible=False,
-                                    elem_id="downloads")
+                downloads = gr.File(
+                    label="Downloads", file_count="multiple", interactive=False, visible=False, elem_id="downloads"
+                )
             with gr.Column(scale=7, min_width=480, elem_id="plots"):
                 # the figures carry their own titles, so the components show no label over them
                 initial = {name: for_display(fig) for name, fig in dataset_figures(studio, "norm").items()}
-                heatmap = gr.Plot(initial["signal_heatmap"], label="Signal heatmap", show_label=False,
-                                  elem_id="plot-heatmap")
-                scatter = gr.Plot(initial["weight_similarity"], label="Merge weight vs task similarity",
-                                  show_label=False, elem_id="plot-scatter")
-                latency = gr.Plot(initial["latency"], label="Latency amortisation", show_label=False,
-                                  elem_id="plot-latency")
+                heatmap = gr.Plot(
+                    initial["signal_heatmap"], label="Signal heatmap", show_label=False, elem_id="plot-heatmap"
+                )
+                scatter = gr.Plot(
+                    initial["weight_similarity"],
+                    label="Merge weight vs task similarity",
+                    show_label=False,
+                    elem_id="plot-scatter",
+                )
+                latency = gr.Plot(
+                    initial["latency"], label="Latency amortisation", show_label=False, elem_id="plot-latency"
+                )
         with gr.Row():
             with gr.Accordion("About the method and the plots", open=False):
                 gr.Markdown(text["about"])
@@ -266,12 +292,17 @@ def build_demo(
         routed = [table, heatmap, scatter, status, shown]
         route_btn.click(on_gpu(actions.route), [prompt, *controls], routed, api_name="route")
         generate_btn.click(
-            on_gpu(actions.generate), [prompt, *controls, mode, max_new],
-            [answer, table, heatmap, scatter, latency, status, shown], api_name="generate",
+            on_gpu(actions.generate),
+            [prompt, *controls, mode, max_new],
+            [answer, table, heatmap, scatter, latency, status, shown],
+            api_name="generate",
         )
         reroute = {
-            "fn": on_gpu(actions.reroute), "inputs": [prompt, *controls, shown], "outputs": routed,
-            "api_visibility": "private", "trigger_mode": "always_last",
+            "fn": on_gpu(actions.reroute),
+            "inputs": [prompt, *controls, shown],
+            "outputs": routed,
+            "api_visibility": "private",
+            "trigger_mode": "always_last",
         }
         example.change(actions.pick_example, example, prompt, api_visibility="private").then(**reroute)
         for control in (signal, calibration, module, probe_input, aggregate):
@@ -280,8 +311,14 @@ def build_demo(
             slider.release(**reroute)
         for button, kind in ((html_btn, "html"), (png_btn, "png"), (csv_btn, "csv"), (zip_btn, "zip")):
             # exports read the session's state, so they are not API endpoints; one at a time (PNG starts Chromium)
-            button.click(actions.export(kind), shown, downloads, api_visibility="private",
-                         concurrency_limit=1, concurrency_id="export")
+            button.click(
+                actions.export(kind),
+                shown,
+                downloads,
+                api_visibility="private",
+                concurrency_limit=1,
+                concurrency_id="export",
+            )
 
     demo.queue(max_size=queue_size, default_concurrency_limit=concurrency)
     return demo

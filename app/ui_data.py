@@ -20,11 +20,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from zoo.data import Task, load_tasks
+from logo.config import SIGNALS
+from zoo.data import ASSETS_DIR, Task, load_tasks
 
-from .config import REPO_ROOT, SIGNALS
-
-DEFAULT_ASSETS_DIR = REPO_ROOT / "assets"
+DEFAULT_ASSETS_DIR = ASSETS_DIR
 UNKNOWN_CATEGORY = "unknown"
 DEV_INPUTS = 32  # dev inputs per fallback task centroid: enough for a mean, ~10 s of MiniLM for 35 tasks on 2 cores
 EXAMPLES_PER_TASK = 1  # one test prompt per task keeps the picker short; every category and held-out task shows up

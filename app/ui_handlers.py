@@ -18,11 +18,11 @@ import plotly.graph_objects as go
 
 from analysis import export, figures
 from analysis.similarity import TaskEmbedder, load_task_centroids
+from logo.config import GenerationConfig, ProbeConfig, RoutingConfig
+from logo.engine import LoGoEngine
+from logo.probe import decoder_blocks
+from logo.results import Generation, Routing
 
-from .config import GenerationConfig, ProbeConfig, RoutingConfig
-from .engine import LoGoEngine
-from .probe import decoder_blocks
-from .results import Generation, Routing
 from .ui_data import UNKNOWN_CATEGORY, StudioData
 
 MAX_PROMPT_CHARS = 2000  # a few hundred tokens: well inside the engine's max_prompt_tokens, quick to probe

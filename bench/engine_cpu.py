@@ -1,6 +1,6 @@
 """CPU benchmark of the engine on the embedded model: probe vs prefill, decode ms/token of fused/mixture vs base.
 
-    python -m bench.engine_cpu [--adapters 20] [--new-tokens 64] [--repeats 5]
+python -m bench.engine_cpu [--adapters 20] [--new-tokens 64] [--repeats 5]
 """
 
 from __future__ import annotations
@@ -13,11 +13,11 @@ from pathlib import Path
 
 import torch
 
-from app.base_model import load_base_model
-from app.config import EngineConfig, GenerationConfig, RoutingConfig
-from app.engine import LoGoEngine
-from app.probe import position_ids
 from bench.pools import write_random_pool
+from logo.base_model import load_base_model
+from logo.config import EngineConfig, GenerationConfig, RoutingConfig
+from logo.engine import LoGoEngine
+from logo.probe import position_ids
 
 PROMPT = (
     "Read the following review and say whether it is positive or negative. "
@@ -57,14 +57,18 @@ def main() -> None:
 
     @torch.inference_mode()
     def prefill():
-        engine.model(input_ids=ids, attention_mask=mask, position_ids=position_ids(mask), use_cache=True, logits_to_keep=1)
+        engine.model(
+            input_ids=ids, attention_mask=mask, position_ids=position_ids(mask), use_cache=True, logits_to_keep=1
+        )
 
     timed = interleaved_median_ms(
         {"probe": lambda: engine.raw_signals([PROMPT], routing.probe), "prefill": prefill}, args.repeats
     )
     probe, prefill_ms = timed["probe"], timed["prefill"]
     print(f"# CPU, {torch.get_num_threads()} threads, torch {torch.__version__}; embedded SmolLM2-135M, fp32")
-    print(f"# pool: {args.adapters} random adapters, r={args.rank} on q,k,v,o; k={args.k}; prompt {ids.shape[1]} tokens")
+    print(
+        f"# pool: {args.adapters} random adapters, r={args.rank} on q,k,v,o; k={args.k}; prompt {ids.shape[1]} tokens"
+    )
     print(f"probe (all {args.adapters} adapters scored)   {probe:8.2f} ms")
     print(f"base prefill of the same prompt       {prefill_ms:8.2f} ms")
     print(f"probe / prefill                       {probe / prefill_ms:8.2f} x   (target <= 1.20)")
@@ -86,8 +90,12 @@ def main() -> None:
                 per_token[mode].append(value)
     base_tok, fused_tok, mixture_tok = (statistics.median(per_token[m]) for m in ("base", "fused", "mixture"))
     print(f"decode, base                          {base_tok:8.2f} ms/token")
-    print(f"decode, fused                         {fused_tok:8.2f} ms/token   {fused_tok / base_tok:5.2f} x base (target <= 1.05)")
-    print(f"decode, mixture                       {mixture_tok:8.2f} ms/token   {mixture_tok / base_tok:5.2f} x base (reported)")
+    print(
+        f"decode, fused                         {fused_tok:8.2f} ms/token   {fused_tok / base_tok:5.2f} x base (target <= 1.05)"
+    )
+    print(
+        f"decode, mixture                       {mixture_tok:8.2f} ms/token   {mixture_tok / base_tok:5.2f} x base (reported)"
+    )
     merge = engine.generate(PROMPT, routing, GenerationConfig(max_new_tokens=1, mode="fused")).timings.merge_ms
     print(f"fused merge + restore                 {merge:8.2f} ms per request")
     print(f"pool memory                           {engine.pool.nbytes() / 2**20:8.1f} MiB")

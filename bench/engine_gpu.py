@@ -29,19 +29,32 @@ from tokenizers.models import WordLevel
 from tokenizers.pre_tokenizers import WhitespaceSplit
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
-from app.base_model import BaseModel
-from app.config import EngineConfig, GenerationConfig, ProbeConfig, RoutingConfig
-from app.engine import LoGoEngine
-from app.pool import AdapterPool
-from app.probe import position_ids
 from bench.reference import OfficialReference, hf_generate
+from logo.base_model import BaseModel
+from logo.config import EngineConfig, GenerationConfig, ProbeConfig, RoutingConfig
+from logo.engine import LoGoEngine
+from logo.pool import AdapterPool
+from logo.probe import position_ids
 
 LLAMA_8B = dict(
-    hidden_size=4096, intermediate_size=14336, num_hidden_layers=32, num_attention_heads=32,
-    num_key_value_heads=8, vocab_size=128256, max_position_embeddings=8192, rope_theta=500000.0,
+    hidden_size=4096,
+    intermediate_size=14336,
+    num_hidden_layers=32,
+    num_attention_heads=32,
+    num_key_value_heads=8,
+    vocab_size=128256,
+    max_position_embeddings=8192,
+    rope_theta=500000.0,
 )
-TINY = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
-            num_key_value_heads=2, vocab_size=512, max_position_embeddings=2048)
+TINY = dict(
+    hidden_size=64,
+    intermediate_size=128,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    num_key_value_heads=2,
+    vocab_size=512,
+    max_position_embeddings=2048,
+)
 # the probe both implementations are compared with: the official one (residual stream, last block, raw norm)
 PROBE = ProbeConfig(probe_input="residual")
 MARKS = (1, 32, 128, 256)  # new tokens at which the time since the request's start is reported
@@ -119,8 +132,9 @@ def run_hf(model, tokenizer, prompt: str, new_tokens: int) -> Run:
     return Run(0.0, 0.0, times[0], per_token(times), marks_of(times), peak_gib())
 
 
-def run_engine(engine: LoGoEngine, routing: RoutingConfig, prompt: str, new_tokens: int, mode: str, graph: bool,
-               base: bool = False) -> Run:
+def run_engine(
+    engine: LoGoEngine, routing: RoutingConfig, prompt: str, new_tokens: int, mode: str, graph: bool, base: bool = False
+) -> Run:
     generation = GenerationConfig(max_new_tokens=new_tokens, mode=mode, ignore_eos=True, cuda_graph=graph)
     reset_peak()
     result = engine.generate(prompt, routing, generation, mixture={} if base else None)
@@ -146,14 +160,21 @@ def best_of(fn, repeats: int) -> Run:
 def print_table(title: str, runs: dict[str, Run], base_label: str) -> None:
     base = runs[base_label]
     print(f"\n## {title}")
-    print("variant | probe ms | merge ms | prefill ms | decode ms/tok | " + " | ".join(f"t({n}) ms" for n in MARKS)
-          + " | t(128) / hf | decode / hf | peak GiB")
+    print(
+        "variant | probe ms | merge ms | prefill ms | decode ms/tok | "
+        + " | ".join(f"t({n}) ms" for n in MARKS)
+        + " | t(128) / hf | decode / hf | peak GiB"
+    )
     for label, r in runs.items():
         mark = r.marks.get(128, max(r.marks.items())[1])
         base_mark = base.marks.get(128, max(base.marks.items())[1])
         cells = [label, f"{r.probe_ms:.1f}", f"{r.merge_ms:.1f}", f"{r.prefill_ms:.1f}", f"{r.decode_ms_per_token:.2f}"]
         cells += [f"{r.marks[n]:.0f}" if n in r.marks else "-" for n in MARKS]
-        cells += [f"{mark / base_mark:.2f}x", f"{r.decode_ms_per_token / base.decode_ms_per_token:.2f}x", f"{r.peak_gib:.1f}"]
+        cells += [
+            f"{mark / base_mark:.2f}x",
+            f"{r.decode_ms_per_token / base.decode_ms_per_token:.2f}x",
+            f"{r.peak_gib:.1f}",
+        ]
         print(" | ".join(cells), flush=True)
 
 
@@ -170,10 +191,20 @@ def main(argv=None) -> None:
     parser.add_argument("--new-tokens", type=int, default=256)
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--reference-max", type=int, default=260, help="largest N the official approach runs at")
-    parser.add_argument("--all-prompts-at", type=int, nargs="*", default=[260], help="N at which every prompt length runs (others: the first)")
-    parser.add_argument("--throughput-at", type=int, nargs="*", default=[260], help="N at which batched throughput is measured")
+    parser.add_argument(
+        "--all-prompts-at",
+        type=int,
+        nargs="*",
+        default=[260],
+        help="N at which every prompt length runs (others: the first)",
+    )
+    parser.add_argument(
+        "--throughput-at", type=int, nargs="*", default=[260], help="N at which batched throughput is measured"
+    )
     parser.add_argument("--batch", type=int, default=32, help="batch size of the throughput comparison")
-    parser.add_argument("--official-instances", type=int, default=2, help="instances the official loop runs for throughput")
+    parser.add_argument(
+        "--official-instances", type=int, default=2, help="instances the official loop runs for throughput"
+    )
     parser.add_argument("--tiny", action="store_true", help="2-layer model on the CPU (smoke test)")
     args = parser.parse_args(argv)
 
@@ -184,9 +215,13 @@ def main(argv=None) -> None:
     tokenizer = word_tokenizer(shape["vocab_size"])
     prompts = {p: random_prompt(p, shape["vocab_size"], seed=0) for p in args.prompt_tokens}
     gpu = torch.cuda.get_device_name() if device == "cuda" else "cpu"
-    print(f"# {gpu}, torch {torch.__version__}, transformers {transformers.__version__}, peft {peft.__version__}, {dtype}")
-    print(f"# model {shape['num_hidden_layers']} layers x {shape['hidden_size']}; LoRA r={args.rank} on q,k,v,o; "
-          f"k={args.k}; {args.new_tokens} new tokens; greedy, batch 1 unless stated")
+    print(
+        f"# {gpu}, torch {torch.__version__}, transformers {transformers.__version__}, peft {peft.__version__}, {dtype}"
+    )
+    print(
+        f"# model {shape['num_hidden_layers']} layers x {shape['hidden_size']}; LoRA r={args.rank} on q,k,v,o; "
+        f"k={args.k}; {args.new_tokens} new tokens; greedy, batch 1 unless stated"
+    )
 
     # 1. transformers' generate on the untouched model: the baseline every ratio is taken against
     hf = {}
@@ -194,8 +229,14 @@ def main(argv=None) -> None:
         run_hf(model, tokenizer, prompt, 4)
         hf[p] = best_of(lambda prompt=prompt: run_hf(model, tokenizer, prompt, args.new_tokens), args.repeats)
     base = BaseModel(model, tokenizer, name="random", fingerprint="random")
-    config = EngineConfig(base_model="random", adapters=(), device=device, chat_template=False,
-                          max_prompt_tokens=8192, max_new_tokens_cap=max(args.new_tokens, 1024))
+    config = EngineConfig(
+        base_model="random",
+        adapters=(),
+        device=device,
+        chat_template=False,
+        max_prompt_tokens=8192,
+        max_new_tokens_cap=max(args.new_tokens, 1024),
+    )
     summary = {}
     for n in args.adapters:
         k = min(args.k, n)
@@ -225,10 +266,18 @@ def main(argv=None) -> None:
                 summary["throughput"].update(official_throughput(reference, tokenizer, shape, args, k))
             reference.model.unload()  # PEFT's layers out again; our wrappers stay
         for p in lengths:
-            order = ["hf generate", "official"] + [f"{v} {m}" for m in ("eager", "graph") for v in ("base", "mixture", "fused")]
-            print_table(f"N={n}, prompt {p} tokens", {v: summary[(n, p)][v] for v in order if v in summary[(n, p)]}, "hf generate")
+            order = ["hf generate", "official"] + [
+                f"{v} {m}" for m in ("eager", "graph") for v in ("base", "mixture", "fused")
+            ]
+            print_table(
+                f"N={n}, prompt {p} tokens",
+                {v: summary[(n, p)][v] for v in order if v in summary[(n, p)]},
+                "hf generate",
+            )
         if n in args.throughput_at:
-            print(f"\n## Throughput, N={n}, prompt {args.prompt_tokens[0]} tokens, {min(128, args.new_tokens)} new tokens")
+            print(
+                f"\n## Throughput, N={n}, prompt {args.prompt_tokens[0]} tokens, {min(128, args.new_tokens)} new tokens"
+            )
             print("variant | instances/s")
             for label, rate in summary["throughput"].items():
                 print(f"{label} | {rate:.2f}")
@@ -284,7 +333,9 @@ def ours_throughput(engine, routing, shape, args) -> dict[str, float]:
     rates = {}
     for graph in (False, True):
         generation = GenerationConfig(max_new_tokens=new, ignore_eos=True, cuda_graph=graph)
-        engine.generate_batch(prompts[:2], routing, GenerationConfig(max_new_tokens=4, cuda_graph=graph), batch_size=args.batch)
+        engine.generate_batch(
+            prompts[:2], routing, GenerationConfig(max_new_tokens=4, cuda_graph=graph), batch_size=args.batch
+        )
         ms = _timed(lambda: engine.generate_batch(prompts, routing, generation, batch_size=args.batch))
         rates[f"ours, batch {args.batch}, {'graph' if graph else 'eager'}"] = args.batch / ms * 1000
     return rates
@@ -292,7 +343,9 @@ def ours_throughput(engine, routing, shape, args) -> dict[str, float]:
 
 def official_throughput(reference, tokenizer, shape, args, k) -> dict[str, float]:
     """Instances per second of the official per-instance loop over distinct prompts, 128 new tokens."""
-    prompts = [random_prompt(args.prompt_tokens[0], shape["vocab_size"], seed=s) for s in range(args.official_instances)]
+    prompts = [
+        random_prompt(args.prompt_tokens[0], shape["vocab_size"], seed=s) for s in range(args.official_instances)
+    ]
     batches = [tuple(tokenizer([q], return_tensors="pt").to(reference.model.device).values()) for q in prompts]
     ms = _timed(lambda: reference.generate_many(batches, k, "norm", min(128, args.new_tokens)))
     return {"official, per instance": len(batches) / ms * 1000}
@@ -307,14 +360,25 @@ def targets(summary, args) -> None:
     # and against transformers' generate (which measured slower per token than our base loop on the H100).
     for label in ("mixture eager", "fused eager", "mixture graph", "fused graph"):
         base_label = "base " + label.split()[1]
-        print(verdict(f"end-to-end {label} / {base_label}, 128 new tokens, N={main_n}", t128[label] / t128[base_label], 1.15)
-              + f"; / hf generate {t128[label] / t128['hf generate']:.2f}x")
+        print(
+            verdict(
+                f"end-to-end {label} / {base_label}, 128 new tokens, N={main_n}", t128[label] / t128[base_label], 1.15
+            )
+            + f"; / hf generate {t128[label] / t128['hf generate']:.2f}x"
+        )
     small, big, p = min(args.adapters), max(args.adapters), args.prompt_tokens[0]
     if big > small:
         slope = (summary[(big, p, "probe")] - summary[(small, p, "probe")]) / (big - small)
-        print(verdict(f"probe ms per adapter (slope from N={small} to N={big}, prompt {p})", max(slope, 0.0), 0.02, " ms"))
+        print(
+            verdict(f"probe ms per adapter (slope from N={small} to N={big}, prompt {p})", max(slope, 0.0), 0.02, " ms")
+        )
     decode = {label: r.decode_ms_per_token for label, r in runs.items()}
-    for label, target in (("fused eager", 1.03), ("fused graph", 1.03), ("mixture eager", 1.25), ("mixture graph", 1.25)):
+    for label, target in (
+        ("fused eager", 1.03),
+        ("fused graph", 1.03),
+        ("mixture eager", 1.25),
+        ("mixture graph", 1.25),
+    ):
         base_label = "base " + label.split()[1]
         print(verdict(f"decode {label} / {base_label}", decode[label] / decode[base_label], target))
     rates = summary.get("throughput", {})
@@ -322,7 +386,9 @@ def targets(summary, args) -> None:
     if official:
         best = max(v for label, v in rates.items() if label.startswith("ours"))
         ratio = best / official
-        print(f"#   batched throughput / official per-instance loop: {ratio:.1f}x (target >= 10x) {'met' if ratio >= 10 else 'MISSED'}")
+        print(
+            f"#   batched throughput / official per-instance loop: {ratio:.1f}x (target >= 10x) {'met' if ratio >= 10 else 'MISSED'}"
+        )
 
 
 if __name__ == "__main__":

@@ -18,9 +18,9 @@ import time
 import torch
 import transformers
 
-from app.config import EngineConfig, GenerationConfig, RoutingConfig
-from app.engine import LoGoEngine
 from bench.reference import hf_generate
+from logo.config import EngineConfig, GenerationConfig, RoutingConfig
+from logo.engine import LoGoEngine
 from zoo.data import load_tasks
 
 
@@ -55,12 +55,15 @@ def main(argv=None) -> None:
     routing = RoutingConfig(k=args.k, calibration="zscore")
     new = args.new_tokens
     gpu = torch.cuda.get_device_name() if args.device == "cuda" else "cpu"
-    print(f"# {gpu}, torch {torch.__version__}, transformers {transformers.__version__}, {args.dtype}; "
-          f"{len(engine.pool)} zoo adapters, k={args.k}, {new} new tokens per row, greedy")
+    print(
+        f"# {gpu}, torch {torch.__version__}, transformers {transformers.__version__}, {args.dtype}; "
+        f"{len(engine.pool)} zoo adapters, k={args.k}, {new} new tokens per row, greedy"
+    )
 
     def hf_rows(prompts: list[str], streamer: bool = True) -> None:
-        batch = tokenizer([engine.format_prompt(p) for p in prompts], return_tensors="pt", padding=True,
-                          add_special_tokens=False).to(model.device)
+        batch = tokenizer(
+            [engine.format_prompt(p) for p in prompts], return_tensors="pt", padding=True, add_special_tokens=False
+        ).to(model.device)
         with torch.inference_mode():
             if len(prompts) == 1 and streamer:  # the timestamping streamer workload A uses
                 hf_generate(model, batch["input_ids"], batch["attention_mask"], new, ignore_eos=True)
@@ -72,11 +75,14 @@ def main(argv=None) -> None:
         mixtures = [{} for _ in prompts] if base else None
         engine.generate_batch(prompts, routing, generation, mixtures=mixtures, batch_size=len(prompts))
 
-    variants = {"hf generate": lambda ps: hf_rows(ps), "hf generate, no streamer": lambda ps: hf_rows(ps, streamer=False)}
+    variants = {
+        "hf generate": lambda ps: hf_rows(ps),
+        "hf generate, no streamer": lambda ps: hf_rows(ps, streamer=False),
+    }
     for graph in (False, True):
         for label, mode, base in (("base", "mixture", True), ("mixture", "mixture", False), ("fused", "fused", False)):
-            variants[f"{label} {'graph' if graph else 'eager'}"] = (
-                lambda ps, mode=mode, graph=graph, base=base: ours(ps, mode, graph, base)
+            variants[f"{label} {'graph' if graph else 'eager'}"] = lambda ps, mode=mode, graph=graph, base=base: ours(
+                ps, mode, graph, base
             )
     engine.route(texts[:2], routing)  # calibration statistics: computed once, outside the timings
     print("\n## Batch 1")
@@ -86,7 +92,10 @@ def main(argv=None) -> None:
         fn(texts[:1])  # warm-up
         seconds = sum(timed_s(lambda p=p: fn([p])) for p in texts[: args.prompts])
         single[label] = args.prompts * new / seconds
-        print(f"{label} | {seconds / args.prompts * 1000:.1f} | {single[label]:.0f} | {single[label] / single['hf generate']:.2f}x", flush=True)
+        print(
+            f"{label} | {seconds / args.prompts * 1000:.1f} | {single[label]:.0f} | {single[label] / single['hf generate']:.2f}x",
+            flush=True,
+        )
 
     print(f"\n## Batch {args.batch}")
     print("variant | s per batch | tokens/s | vs hf generate")
@@ -96,18 +105,26 @@ def main(argv=None) -> None:
         fn(texts[:2])  # warm-up
         seconds = timed_s(lambda: fn(texts[: args.batch]))
         batched[label] = args.batch * new / seconds
-        print(f"{label} | {seconds:.2f} | {batched[label]:.0f} | {batched[label] / batched['hf generate']:.2f}x", flush=True)
+        print(
+            f"{label} | {seconds:.2f} | {batched[label]:.0f} | {batched[label] / batched['hf generate']:.2f}x",
+            flush=True,
+        )
 
     same = 0
     for p in texts[: args.prompts]:
         eager, graphed = (
-            engine.generate(p, routing, GenerationConfig(max_new_tokens=new, cuda_graph=g)).token_ids for g in (False, True)
+            engine.generate(p, routing, GenerationConfig(max_new_tokens=new, cuda_graph=g)).token_ids
+            for g in (False, True)
         )
         same += eager == graphed
-    print(f"#   greedy answers identical with and without the CUDA graph: {same} of {args.prompts} (mixture, eos honoured)")
+    print(
+        f"#   greedy answers identical with and without the CUDA graph: {same} of {args.prompts} (mixture, eos honoured)"
+    )
     graph_gain = single["base graph"] / single["base eager"]
-    print(f"\n#   batch 1: graphs give {graph_gain:.1f}x the eager engine's tokens/s, "
-          f"mixture graph {single['mixture graph'] / single['hf generate']:.2f}x plain generate")
+    print(
+        f"\n#   batch 1: graphs give {graph_gain:.1f}x the eager engine's tokens/s, "
+        f"mixture graph {single['mixture graph'] / single['hf generate']:.2f}x plain generate"
+    )
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ import torch
 from safetensors.torch import save_file
 from torch import nn
 
-from app.probe import decoder_blocks
+from logo.probe import decoder_blocks
 
 
 def write_random_pool(

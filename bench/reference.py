@@ -27,10 +27,10 @@ from peft import LoraConfig, get_peft_model
 from torch import nn
 from transformers.generation.streamers import BaseStreamer
 
-from app.mixture import MixtureLinear
-from app.pool import AdapterPool
-from app.probe import block_index
-from app.signals import select_top_k, signal_from_outputs
+from logo.mixture import MixtureLinear
+from logo.pool import AdapterPool
+from logo.probe import block_index
+from logo.signals import select_top_k, signal_from_outputs
 
 
 class TokenClock(BaseStreamer):
@@ -90,13 +90,16 @@ def _mount(layer, name: str, a: torch.Tensor, b: torch.Tensor, scaling: float) -
 class OfficialReference:
     """All N adapters of `pool` mounted in a PeftMixedModel around `model` (in place), served the official way."""
 
-    def __init__(self, model: nn.Module, pool: AdapterPool, probe_block: int = -1, probe_module: str = "self_attn.q_proj"):
+    def __init__(
+        self, model: nn.Module, pool: AdapterPool, probe_block: int = -1, probe_module: str = "self_attn.q_proj"
+    ):
         self.pool = pool
         self.names = list(pool.names)
         targets = {_linear_path(model, name): name for name in pool.modules}
         rank = next(iter(pool.modules.values())).a.shape[1]
-        config = LoraConfig(r=rank, lora_alpha=rank, target_modules=sorted(targets), lora_dropout=0.0,
-                            init_lora_weights=False)
+        config = LoraConfig(
+            r=rank, lora_alpha=rank, target_modules=sorted(targets), lora_dropout=0.0, init_lora_weights=False
+        )
         self.model = get_peft_model(model, config, adapter_name=self.names[0], mixed=True)
         # The other N-1 adapters go straight into each LoRA layer's per-adapter dicts, as PEFT's update_layer
         # fills them: add_adapter walks the whole model per adapter and update_layer revisits every mounted
@@ -114,7 +117,9 @@ class OfficialReference:
         self.model.eval()
         self._scaling = {m: dict(layer.scaling) for m, layer in self.layers.items()}
         self.block = block_index(model, probe_block)
-        self.probe_layer = next(layer for m, layer in self.layers.items() if m.endswith(f".{self.block}.{probe_module}"))
+        self.probe_layer = next(
+            layer for m, layer in self.layers.items() if m.endswith(f".{self.block}.{probe_module}")
+        )
 
     @torch.inference_mode()
     def probe(self, ids: torch.Tensor, mask: torch.Tensor, signal: str) -> torch.Tensor:
@@ -126,8 +131,9 @@ class OfficialReference:
         outputs = [layer.lora_B[n](layer.lora_A[n](h)) * layer.scaling[n] for n in self.names]  # N x (d_out,)
         return signal_from_outputs(torch.stack(outputs)[None].float(), signal)[0]
 
-    def generate(self, ids: torch.Tensor, mask: torch.Tensor, k: int, signal: str, max_new_tokens: int,
-                 ignore_eos: bool = False) -> ReferenceResult:
+    def generate(
+        self, ids: torch.Tensor, mask: torch.Tensor, k: int, signal: str, max_new_tokens: int, ignore_eos: bool = False
+    ) -> ReferenceResult:
         """One instance, the official way: probe, then set_adapter with scaled scalings, then HF generate."""
         started = time.perf_counter()
         signals = self.probe(ids, mask, signal)
@@ -154,7 +160,8 @@ class OfficialReference:
             token_times_ms=tuple((t - started) * 1000 for t in clock.times),
         )
 
-    def generate_many(self, batches: Sequence[tuple[torch.Tensor, torch.Tensor]], k: int, signal: str,
-                      max_new_tokens: int) -> list[ReferenceResult]:
+    def generate_many(
+        self, batches: Sequence[tuple[torch.Tensor, torch.Tensor]], k: int, signal: str, max_new_tokens: int
+    ) -> list[ReferenceResult]:
         """The per-instance loop the official code runs over an evaluation set."""
         return [self.generate(ids, mask, k, signal, max_new_tokens, ignore_eos=True) for ids, mask in batches]

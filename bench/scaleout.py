@@ -24,7 +24,7 @@ from pathlib import Path
 
 import torch
 
-from app.config import REPO_ROOT
+from zoo.data import REPO_ROOT
 
 TARGET = 1.8
 
@@ -44,8 +44,20 @@ def launcher_command(launcher: str, processes: int, threads: int | None, port: i
     # accelerate exports --num_cpu_threads_per_process (default 1) as OMP_NUM_THREADS in every process
     threads_flag = ["--num_cpu_threads_per_process", str(threads)] if threads else []
     return [
-        sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", str(processes),
-        "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", str(port),
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        "--multi_gpu",
+        "--num_processes",
+        str(processes),
+        "--num_machines",
+        "1",
+        "--mixed_precision",
+        "no",
+        "--dynamo_backend",
+        "no",
+        "--main_process_port",
+        str(port),
         *threads_flag,
     ]
 
@@ -60,8 +72,13 @@ def evaluate(
     outputs = ["--runs", str(runs), "--out", str(work / f"{name}_summary")]
     started = time.perf_counter()
     done = subprocess.run(
-        [*prefix, "-m", "analysis.evaluate", *args, *outputs], check=False, env=env, cwd=REPO_ROOT,
-        capture_output=True, text=True, timeout=timeout,
+        [*prefix, "-m", "analysis.evaluate", *args, *outputs],
+        check=False,
+        env=env,
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
     seconds = time.perf_counter() - started
     if done.returncode != 0:
@@ -122,8 +139,11 @@ def main(argv=None) -> list[str]:
     parser.add_argument("--processes", type=int, default=max(2, torch.cuda.device_count()))
     # accelerate's --multi_gpu starts torchrun; without GPUs, accelerate starts unconnected processes, so there
     # torchrun is the launcher (PartialState then shards over CPU processes talking over gloo)
-    parser.add_argument("--launcher", choices=("accelerate", "torchrun"),
-                        default="accelerate" if torch.cuda.is_available() else "torchrun")
+    parser.add_argument(
+        "--launcher",
+        choices=("accelerate", "torchrun"),
+        default="accelerate" if torch.cuda.is_available() else "torchrun",
+    )
     parser.add_argument("--threads-per-process", type=int, help="CPU threads per sharded process (OMP_NUM_THREADS)")
     parser.add_argument("--work", type=Path, help="an empty directory for both runs (default: a new temporary one)")
     parser.add_argument("--port", type=int, default=29531, help="the launcher's rendezvous port")

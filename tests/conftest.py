@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from app.config import EngineConfig
-from app.engine import LoGoEngine
+from logo.config import EngineConfig
+from logo.engine import LoGoEngine
 from tests.tiny import build_tiny_world
 
 

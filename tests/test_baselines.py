@@ -21,8 +21,8 @@ from analysis.baselines import (
     uniform_mixture,
 )
 from analysis.similarity import TaskEmbedder
-from app.config import GenerationConfig
-from app.pool import load_adapter
+from logo.config import GenerationConfig
+from logo.pool import load_adapter
 from zoo.data import TASKS_DIR, load_task
 
 PROMPTS = ["what is the capital of france ?", "sort the words cat dog bird"]
@@ -100,7 +100,7 @@ def test_adapter_centroids_with_minilm_retrieve_the_task_s_own_adapter():
     names = ["en_fr", "movie_sentiment", "country_capital"]
     embedder = TaskEmbedder()
     centroids = adapter_centroids(embedder, TASKS_DIR, names, limit=20)
-    assert {n: v.shape for n, v in centroids.items()} == {n: (384,) for n in names}
+    assert {n: v.shape for n, v in centroids.items()} == dict.fromkeys(names, (384,))
     prompts = [load_task(n).prompt(load_task(n).examples("test", 1)[0]["input"]) for n in names]
     assert [list(m) for m in retriever_mixtures(embedder, centroids, prompts, k=1)] == [[n] for n in names]
 

@@ -5,23 +5,49 @@ from __future__ import annotations
 import pytest
 import torch
 
-from app.base_model import BaseModel
-from app.config import EngineConfig, GenerationConfig, RoutingConfig
-from app.engine import LoGoEngine
-from app.pool import AdapterPool
 from bench.engine_gpu import PROBE, TINY, main, random_model, random_prompt, word_tokenizer
 from bench.reference import OfficialReference
+from logo.base_model import BaseModel
+from logo.config import EngineConfig, GenerationConfig, RoutingConfig
+from logo.engine import LoGoEngine
+from logo.pool import AdapterPool
 
 
 def test_gpu_benchmark_runs_tiny_on_the_cpu(capsys):
-    main(["--tiny", "--adapters", "3", "5", "--k", "2", "--prompt-tokens", "8", "--new-tokens", "40", "--batch", "3",
-          "--throughput-at", "5", "--reference-max", "5"])
+    main(
+        [
+            "--tiny",
+            "--adapters",
+            "3",
+            "5",
+            "--k",
+            "2",
+            "--prompt-tokens",
+            "8",
+            "--new-tokens",
+            "40",
+            "--batch",
+            "3",
+            "--throughput-at",
+            "5",
+            "--reference-max",
+            "5",
+        ]
+    )
     lines = capsys.readouterr().out.splitlines()
     header = next(line for line in lines if line.startswith("variant | probe ms"))
     table = lines[lines.index(header) + 1 : lines.index(header) + 9]
     variants = [row.split(" | ")[0] for row in table]
-    assert variants == ["hf generate", "official", "base eager", "mixture eager", "fused eager",
-                        "base graph", "mixture graph", "fused graph"]
+    assert variants == [
+        "hf generate",
+        "official",
+        "base eager",
+        "mixture eager",
+        "fused eager",
+        "base graph",
+        "mixture graph",
+        "fused graph",
+    ]
     assert all(len(row.split(" | ")) == len(header.split(" | ")) for row in table)
     assert any(line.startswith("official, per instance |") for line in lines)
     assert sum(line.startswith("#   ") and ("met" in line or "MISSED" in line) for line in lines) >= 7
@@ -45,7 +71,9 @@ def test_engine_matches_the_official_approach_in_the_benchmark_configuration():
     prompts = [random_prompt(12, TINY["vocab_size"], seed) for seed in range(4)]
     generation = GenerationConfig(max_new_tokens=10)
     cases = [(signal, prompt) for signal in ("norm", "entropy") for prompt in prompts]
-    ours = [engine.generate(prompt, RoutingConfig(k=3, signal=signal, probe=PROBE), generation) for signal, prompt in cases]
+    ours = [
+        engine.generate(prompt, RoutingConfig(k=3, signal=signal, probe=PROBE), generation) for signal, prompt in cases
+    ]
     base = [engine.generate(prompt, generation=generation, mixture={}) for prompt in prompts]
     assert any(o.token_ids != b.token_ids for o, b in zip(ours, base)), "the adapters must change some answers"
 

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from app.cli import main
+from logo.cli import main
 
 
 @pytest.fixture
@@ -26,8 +26,20 @@ def _run(capsys, *args):
 
 def test_route_json(capsys, model_dir, tiny_world):
     code, out, _ = _run(
-        capsys, "route", "what is the capital of france ?", "--base-model", str(model_dir),
-        "--adapters", str(tiny_world.pool_dir), "--k", "2", "--signal", "entropy", "--json", "--device", "cpu",
+        capsys,
+        "route",
+        "what is the capital of france ?",
+        "--base-model",
+        str(model_dir),
+        "--adapters",
+        str(tiny_world.pool_dir),
+        "--k",
+        "2",
+        "--signal",
+        "entropy",
+        "--json",
+        "--device",
+        "cpu",
     )
     assert code == 0
     data = json.loads(out)
@@ -39,20 +51,54 @@ def test_route_json(capsys, model_dir, tiny_world):
 
 def test_generate_json_with_calibration_and_probe_options(capsys, model_dir, tiny_world):
     code, out, _ = _run(
-        capsys, "generate", "sort the words cat dog", "--base-model", str(model_dir), "--adapters", str(tiny_world.pool_dir),
-        "--calibration", "zscore", "--probe-block", "-2", "--probe-input", "residual", "--aggregate", "mean",
-        "--mode", "fused", "--max-new-tokens", "4", "--json", "--device", "cpu",
+        capsys,
+        "generate",
+        "sort the words cat dog",
+        "--base-model",
+        str(model_dir),
+        "--adapters",
+        str(tiny_world.pool_dir),
+        "--calibration",
+        "zscore",
+        "--probe-block",
+        "-2",
+        "--probe-input",
+        "residual",
+        "--aggregate",
+        "mean",
+        "--mode",
+        "fused",
+        "--max-new-tokens",
+        "4",
+        "--json",
+        "--device",
+        "cpu",
     )
     assert code == 0
     data = json.loads(out)
     assert data["mode"] == "fused" and 1 <= data["n_tokens"] <= 4 and isinstance(data["text"], str)
     assert data["scores"] != data["signals"]
-    assert data["config"]["routing"]["probe"] == {"block": -2, "module": "self_attn.q_proj", "probe_input": "residual", "aggregate": "mean"}
+    assert data["config"]["routing"]["probe"] == {
+        "block": -2,
+        "module": "self_attn.q_proj",
+        "probe_input": "residual",
+        "aggregate": "mean",
+    }
     assert set(data["timings"]) == {"probe_ms", "merge_ms", "prefill_ms", "decode_ms", "total_ms"}
 
 
 def test_route_table(capsys, model_dir, tiny_world):
-    code, out, _ = _run(capsys, "route", "count one two", "--base-model", str(model_dir), "--adapters", str(tiny_world.pool_dir), "--k", "1")
+    code, out, _ = _run(
+        capsys,
+        "route",
+        "count one two",
+        "--base-model",
+        str(model_dir),
+        "--adapters",
+        str(tiny_world.pool_dir),
+        "--k",
+        "1",
+    )
     assert code == 0
     assert out.splitlines()[0].split() == ["adapter", "signal", "score", "weight"]
     assert sum(line.endswith(" *") for line in out.splitlines()) == 1
@@ -84,8 +130,17 @@ def test_unknown_signal_is_rejected_by_the_parser(capsys):
 
 
 def test_reference_prompts_file_changes_the_calibration(capsys, model_dir, tiny_world, tmp_path):
-    common = ["route", "count one two", "--base-model", str(model_dir), "--adapters", str(tiny_world.pool_dir),
-              "--calibration", "zscore", "--json"]
+    common = [
+        "route",
+        "count one two",
+        "--base-model",
+        str(model_dir),
+        "--adapters",
+        str(tiny_world.pool_dir),
+        "--calibration",
+        "zscore",
+        "--json",
+    ]
     _, generic, _ = _run(capsys, *common)
     reference = tmp_path / "own.txt"
     reference.write_text("sort the words cat dog\ncount one two three\nwhat is two + three ?\n")

@@ -10,9 +10,9 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import torch
 
-from app.config import EngineConfig, GenerationConfig, ProbeConfig, RoutingConfig
-from app.results import to_json
-from app.signals import select_top_k
+from logo.config import EngineConfig, GenerationConfig, ProbeConfig, RoutingConfig
+from logo.results import to_json
+from logo.signals import select_top_k
 
 PROMPT_A = "what is the capital of france ?"
 PROMPT_B = "sort the words cat dog bird"
@@ -66,7 +66,7 @@ def test_static_cache_steps_give_the_tokens_of_the_growing_cache(engine, mode):
 
 def _step_logits(engine, prompts, cuda_graph):
     """Logits of the prefill and of three forced steps, through the decode loop's step objects."""
-    from app.decoding import DynamicSteps, StaticSteps
+    from logo.decoding import DynamicSteps, StaticSteps
 
     ids, mask = engine._encode(prompts)
     steps = (StaticSteps if cuda_graph else DynamicSteps)(engine.model, ids, mask, 4)
@@ -158,8 +158,16 @@ def test_non_finite_scores_are_an_error(bad):
         (lambda e: e.route(PROMPT_A, RoutingConfig(k=6)), ValueError, "k=6 is larger than the pool of 5 selectable"),
         (lambda e: e.route(PROMPT_A, RoutingConfig().with_(block=4)), ValueError, "probe block 4 is out of range"),
         (lambda e: e.route(PROMPT_A, RoutingConfig().with_(block=-5)), ValueError, "out of range"),
-        (lambda e: e.route(PROMPT_A, RoutingConfig().with_(module="self_attn.k_proj")), ValueError, "do not adapt the probe module"),
-        (lambda e: e.route(PROMPT_A, RoutingConfig().with_(module="mlp.nothing")), ValueError, "no module 'mlp.nothing'"),
+        (
+            lambda e: e.route(PROMPT_A, RoutingConfig().with_(module="self_attn.k_proj")),
+            ValueError,
+            "do not adapt the probe module",
+        ),
+        (
+            lambda e: e.route(PROMPT_A, RoutingConfig().with_(module="mlp.nothing")),
+            ValueError,
+            "no module 'mlp.nothing'",
+        ),
         (lambda e: e.generate(PROMPT_A, generation=GenerationConfig(max_new_tokens=5000)), ValueError, "over the cap"),
         (lambda e: e.generate(PROMPT_A, mixture={"zeta": 1.0}), KeyError, "no adapter named 'zeta'"),
         (lambda e: e.generate(PROMPT_A, mixture={"alpha": float("nan")}), ValueError, "must be finite"),
@@ -205,11 +213,17 @@ def test_excluded_adapters_are_scored_but_never_selected(engine):
 
 
 def test_a_second_engine_on_the_same_model_applies_its_own_mixtures(tiny_world, tmp_path):
-    from app.engine import LoGoEngine
+    from logo.engine import LoGoEngine
 
     base = tiny_world.base()
-    config = EngineConfig(base_model="tiny", adapters=(str(tiny_world.pool_dir),), device="cpu", dtype="float32",
-                          cache_dir=tmp_path, reference_prompts=tiny_world.reference_file)
+    config = EngineConfig(
+        base_model="tiny",
+        adapters=(str(tiny_world.pool_dir),),
+        device="cpu",
+        dtype="float32",
+        cache_dir=tmp_path,
+        reference_prompts=tiny_world.reference_file,
+    )
     LoGoEngine(config, base=base)
     second = LoGoEngine(config, base=base)  # wraps layers the first engine already wrapped
     with_adapter = second.logits([PROMPT_A], [{"delta": 1.0}])

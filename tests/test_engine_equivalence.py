@@ -11,9 +11,9 @@ import torch
 from peft import PeftModel
 from safetensors.torch import load_file, save_file
 
-from app.config import ProbeConfig, RoutingConfig
-from app.pool import load_adapter
-from app.signals import signal_from_outputs
+from logo.config import ProbeConfig, RoutingConfig
+from logo.pool import load_adapter
+from logo.signals import signal_from_outputs
 
 PROMPTS = [
     "what is the capital of france ?",
@@ -39,7 +39,9 @@ def peft_reference_logits(world, prompt: str, mixture: dict[str, float]) -> torc
                 if name in module.scaling:
                     module.scaling[name] *= mixture[name]
     model.eval()
-    text = world.tokenizer.apply_chat_template([{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True)
+    text = world.tokenizer.apply_chat_template(
+        [{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True
+    )
     ids = world.tokenizer(text, return_tensors="pt", add_special_tokens=False)
     with torch.no_grad():
         return model(**ids).logits[0]  # (T, V)
@@ -80,7 +82,9 @@ def test_fused_restores_the_base_weights_exactly(engine):
 
 
 def test_empty_mixture_is_the_base_model(engine, tiny_world):
-    text = tiny_world.tokenizer.apply_chat_template([{"role": "user", "content": PROMPTS[0]}], tokenize=False, add_generation_prompt=True)
+    text = tiny_world.tokenizer.apply_chat_template(
+        [{"role": "user", "content": PROMPTS[0]}], tokenize=False, add_generation_prompt=True
+    )
     ids = tiny_world.tokenizer(text, return_tensors="pt", add_special_tokens=False)
     with torch.no_grad():
         reference = tiny_world.model(**ids).logits[0]
@@ -90,7 +94,9 @@ def test_empty_mixture_is_the_base_model(engine, tiny_world):
 def _probe_hidden(world, prompt: str, block: int, probe_input: str) -> torch.Tensor:
     """The probed input recomputed with output_hidden_states (residual) or a hook on the module (module)."""
     model = world.model
-    text = world.tokenizer.apply_chat_template([{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True)
+    text = world.tokenizer.apply_chat_template(
+        [{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True
+    )
     ids = world.tokenizer(text, return_tensors="pt", add_special_tokens=False)
     captured = {}
     layer = model.model.layers[block]
@@ -129,7 +135,9 @@ def test_signals_equal_a_direct_recomputation(engine, tiny_world, signal, probe_
 
 def test_signal_formulas_on_hand_made_outputs():
     uniform = torch.zeros(1, 4)  # softmax is uniform: H = log 4
-    assert signal_from_outputs(uniform, "entropy").item() == pytest.approx(1 / (torch.log(torch.tensor(4.0)).item() + 1e-6), rel=1e-5)
+    assert signal_from_outputs(uniform, "entropy").item() == pytest.approx(
+        1 / (torch.log(torch.tensor(4.0)).item() + 1e-6), rel=1e-5
+    )
     assert signal_from_outputs(torch.tensor([[3.0, 4.0]]), "norm").item() == pytest.approx(5.0)
 
 
@@ -200,8 +208,20 @@ def test_parameter_average_merges_a_and_b_separately(engine, tiny_world):
     ours = (a_t[0] @ b_t[0]).T  # (d_out, d_in)
     adapters = {n: load_adapter(tiny_world.pool_dir / n) for n in weights}
     r = max(adapters[n].factors[module][0].shape[0] for n in weights)
-    a_sum = sum(w * adapters[n].scalings[module] ** 0.5 * torch.nn.functional.pad(adapters[n].factors[module][0], (0, 0, 0, r - adapters[n].factors[module][0].shape[0])) for n, w in weights.items())
-    b_sum = sum(w * adapters[n].scalings[module] ** 0.5 * torch.nn.functional.pad(adapters[n].factors[module][1], (0, r - adapters[n].factors[module][1].shape[1])) for n, w in weights.items())
+    a_sum = sum(
+        w
+        * adapters[n].scalings[module] ** 0.5
+        * torch.nn.functional.pad(
+            adapters[n].factors[module][0], (0, 0, 0, r - adapters[n].factors[module][0].shape[0])
+        )
+        for n, w in weights.items()
+    )
+    b_sum = sum(
+        w
+        * adapters[n].scalings[module] ** 0.5
+        * torch.nn.functional.pad(adapters[n].factors[module][1], (0, r - adapters[n].factors[module][1].shape[1]))
+        for n, w in weights.items()
+    )
     torch.testing.assert_close(ours, b_sum @ a_sum, rtol=1e-5, atol=1e-6)
     single = engine.parameter_average({"beta": 1.0})
     torch.testing.assert_close(
@@ -212,7 +232,9 @@ def test_parameter_average_merges_a_and_b_separately(engine, tiny_world):
 def test_answer_loss_is_the_cross_entropy_of_the_answer(engine, tiny_world):
     prompt, answer = PROMPTS[0], " paris ."
     loss = engine.answer_loss([prompt, PROMPTS[1]], [answer, " cat dog"])[0]
-    text = tiny_world.tokenizer.apply_chat_template([{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True)
+    text = tiny_world.tokenizer.apply_chat_template(
+        [{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True
+    )
     prompt_ids = tiny_world.tokenizer(text, add_special_tokens=False)["input_ids"]
     full = tiny_world.tokenizer(text + answer + "<eos>", return_tensors="pt", add_special_tokens=False)["input_ids"]
     with torch.no_grad():

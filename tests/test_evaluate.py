@@ -17,7 +17,11 @@ TASKS = {  # named after the tiny world's adapters, so each pool task has an "ow
     "gamma": ("cbqa", False, [("capital of france ?", "paris"), ("capital of germany ?", "berlin")]),
     "delta": ("nli", False, [("the cat is a bird ?", "no"), ("the dog is a dog ?", "yes")]),
     "epsilon": ("code", False, [("def sum ( list )", "sum"), ("print len ( words )", "len")]),
-    "zeta": ("classification", True, [("is the movie good ?", ["positive", "good"]), ("is the review bad ?", "negative")]),
+    "zeta": (
+        "classification",
+        True,
+        [("is the movie good ?", ["positive", "good"]), ("is the review bad ?", "negative")],
+    ),
 }
 
 
@@ -50,8 +54,15 @@ def tasks_dir(tmp_path):
     for name, (category, held_out, rows) in TASKS.items():
         folder = root / name
         folder.mkdir(parents=True)
-        meta = {"name": name, "category": category, "description": f"{name} task.", "instruction": "please answer :",
-                "metric": "exact_match", "held_out": held_out, "source": "test"}
+        meta = {
+            "name": name,
+            "category": category,
+            "description": f"{name} task.",
+            "instruction": "please answer :",
+            "metric": "exact_match",
+            "held_out": held_out,
+            "source": "test",
+        }
         (folder / "task.json").write_text(json.dumps(meta))
         lines = "".join(json.dumps({"input": i, "target": t}) + "\n" for i, t in rows)
         for split in ("dev", "test"):
@@ -103,12 +114,14 @@ def test_every_method_runs_end_to_end(ctx, tasks_dir, tmp_path, method):
 
 
 def test_logo_method_uses_the_engine_routing(ctx, tasks_dir, tmp_path):
-    from app.config import RoutingConfig
+    from logo.config import RoutingConfig
 
     task = {t.name: t for t in load_tasks(tasks_dir)}["gamma"]
     run_cell(ctx, Cell("in_pool", "logo_entropy", task), None, tmp_path)
     records = [json.loads(l) for l in Cell("in_pool", "logo_entropy", task).path(tmp_path).read_text().splitlines()]
-    routed = ctx.engine.route([task.prompt(r["input"]) for r in task.examples("test")], RoutingConfig(k=2, signal="entropy"))
+    routed = ctx.engine.route(
+        [task.prompt(r["input"]) for r in task.examples("test")], RoutingConfig(k=2, signal="entropy")
+    )
     assert [r["selected"] for r in records] == [list(r.selected) for r in routed]
 
 

@@ -8,7 +8,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from analysis.metrics import METRICS, bleu, exact_match, first_line, normalise, rouge_l, score
 from analysis.similarity import (
     TaskEmbedder,
     centroid_similarity,
@@ -16,6 +15,7 @@ from analysis.similarity import (
     save_task_centroids,
     task_inputs,
 )
+from zoo.metrics import METRICS, bleu, exact_match, first_line, normalise, rouge_l, score
 
 FIXTURES = Path(__file__).parent / "fixtures" / "analysis"
 
@@ -142,9 +142,7 @@ def test_similar_sentences_score_higher_than_unrelated_ones(embedder):
 
 
 def test_task_centroids_separate_tasks_and_survive_a_json_round_trip(embedder, tmp_path):
-    centroids = {
-        task: embedder.task_centroid(task_inputs(FIXTURES / "tasks", task)) for task in ("french", "capitals")
-    }
+    centroids = {task: embedder.task_centroid(task_inputs(FIXTURES / "tasks", task)) for task in ("french", "capitals")}
     german = ["Translate to German: the dog is small", "Translate to German: I eat bread"]
     centroids["german"] = embedder.task_centroid(german)
     assert all(np.linalg.norm(v) == pytest.approx(1.0, abs=1e-5) for v in centroids.values())

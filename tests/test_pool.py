@@ -8,7 +8,7 @@ import shutil
 import pytest
 import torch
 
-from app.pool import AdapterPool, discover_adapters, load_adapter
+from logo.pool import AdapterPool, discover_adapters, load_adapter
 from tests.tiny import save_random_adapter, tiny_model
 
 
@@ -73,14 +73,18 @@ def test_missing_and_empty_directories_are_clear_errors(tmp_path):
 def test_adapter_for_another_hidden_size_is_refused(tiny_world, tmp_path):
     other = tiny_model(len(tiny_world.tokenizer), hidden=32)
     save_random_adapter(other, tmp_path / "narrow", 4, 8, ["q_proj"], False, 1.0, seed=1)
-    with pytest.raises(ValueError, match=r"'narrow', module 'model.layers.0.self_attn.q_proj': expected lora_A \(4, 64\)"):
+    with pytest.raises(
+        ValueError, match=r"'narrow', module 'model.layers.0.self_attn.q_proj': expected lora_A \(4, 64\)"
+    ):
         AdapterPool([load_adapter(tmp_path / "narrow")], tiny_world.model)
 
 
 def test_adapter_for_a_deeper_model_is_refused(tiny_world, tmp_path):
     deeper = tiny_model(len(tiny_world.tokenizer), layers=6)
     save_random_adapter(deeper, tmp_path / "deep", 4, 8, ["q_proj"], False, 1.0, seed=1)
-    with pytest.raises(ValueError, match="targets 'model.layers.4.self_attn.q_proj', but the base model has no such module"):
+    with pytest.raises(
+        ValueError, match="targets 'model.layers.4.self_attn.q_proj', but the base model has no such module"
+    ):
         AdapterPool([load_adapter(tmp_path / "deep")], tiny_world.model)
 
 
@@ -94,7 +98,7 @@ def test_duplicate_names_are_refused(tiny_world, tmp_path):
 def test_a_probe_module_every_adapter_adapts_can_be_chosen(make_engine, tiny_world, tmp_path):
     save_random_adapter(tiny_world.model, tmp_path / "values" / "v_only", 4, 8, ["v_proj"], False, 1.0, seed=3)
     engine = make_engine(adapters=[str(tiny_world.pool_dir / "alpha"), str(tmp_path / "values" / "v_only")])
-    from app.config import RoutingConfig
+    from logo.config import RoutingConfig
 
     with pytest.raises(ValueError, match=r"\['v_only'\] do not adapt the probe module"):
         engine.route("what is the capital of france ?", RoutingConfig(k=1))

@@ -21,8 +21,6 @@ from gradio_client import Client
 from gradio_client.exceptions import AppError
 
 from analysis.similarity import TaskEmbedder
-from app.config import EngineConfig, GenerationConfig, RoutingConfig
-from app.engine import LoGoEngine
 from app.ui import Actions, build_demo, launch_options, on_gpu, probe_modules
 from app.ui_data import Example, StudioData, examples_from_tasks, read_tasks
 from app.ui_handlers import (
@@ -37,6 +35,8 @@ from app.ui_handlers import (
     generate_stream,
     route_view,
 )
+from logo.config import EngineConfig, GenerationConfig, RoutingConfig
+from logo.engine import LoGoEngine
 
 REPO = Path(__file__).resolve().parent.parent
 CATEGORIES = {"alpha": "translation", "beta": "translation", "gamma": "reasoning", "delta": "cbqa", "epsilon": "nli"}
@@ -54,8 +54,13 @@ EXAMPLES = [
     Example("zeta", "reasoning", True, "count the words\n\none two three"),
 ]
 SETTINGS = {  # the UI's controls in their order; block 3 is the tiny model's last block
-    "signal": "norm", "calibration": "none", "k": 3, "block": 3,
-    "module": "self_attn.q_proj", "probe_input": "module", "aggregate": "last",
+    "signal": "norm",
+    "calibration": "none",
+    "k": 3,
+    "block": 3,
+    "module": "self_attn.q_proj",
+    "probe_input": "module",
+    "aggregate": "last",
 }
 
 
@@ -79,8 +84,15 @@ def write_tiny_assets(root: Path) -> Path:
         folder = root / "tasks" / task
         folder.mkdir(parents=True)
         category = CATEGORIES.get(task, "reasoning")
-        meta = {"name": task, "category": category, "description": f"{task} task.", "instruction": instruction,
-                "metric": "exact_match", "held_out": task == "zeta", "source": "test fixture"}
+        meta = {
+            "name": task,
+            "category": category,
+            "description": f"{task} task.",
+            "instruction": instruction,
+            "metric": "exact_match",
+            "held_out": task == "zeta",
+            "source": "test fixture",
+        }
         (folder / "task.json").write_text(json.dumps(meta))
         for split in ("dev", "test"):
             lines = [json.dumps({"input": x, "target": "x"}) + "\n" for x in inputs]
@@ -105,8 +117,13 @@ def free_port() -> int:
 
 def tiny_engine(tiny_world, cache_dir: Path, **config) -> LoGoEngine:
     cfg = EngineConfig(
-        base_model="tiny", adapters=(str(tiny_world.pool_dir),), device="cpu", dtype="float32",
-        cache_dir=cache_dir, reference_prompts=tiny_world.reference_file, **config,
+        base_model="tiny",
+        adapters=(str(tiny_world.pool_dir),),
+        device="cpu",
+        dtype="float32",
+        cache_dir=cache_dir,
+        reference_prompts=tiny_world.reference_file,
+        **config,
     )
     return LoGoEngine(cfg, base=tiny_world.base())
 

@@ -9,8 +9,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from app.config import EngineConfig
-from app.engine import LoGoEngine
+from logo.config import EngineConfig
+from logo.engine import LoGoEngine
 from tests.tiny import WORDS
 from zoo.data import ADAPTERS_DIR, Task, load_tasks
 from zoo.train import TrainConfig, train_adapter

@@ -25,8 +25,18 @@ from zoo.tasks import (
 )
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets" / "tasks"
-TASK_JSON_KEYS = {"name", "category", "description", "instruction", "metric", "held_out", "source",
-                  "n_train", "n_dev", "n_test"}
+TASK_JSON_KEYS = {
+    "name",
+    "category",
+    "description",
+    "instruction",
+    "metric",
+    "held_out",
+    "source",
+    "n_train",
+    "n_dev",
+    "n_test",
+}
 ALL_TASKS = sorted(TASKS)
 # Built from the stdlib sources of the running Python: another patch release may change it, so its committed
 # files are not compared with a rebuild.
@@ -101,8 +111,9 @@ def test_small_build_is_deterministic_and_disjoint(name, tmp_path):
     for file in ("task.json", "train.jsonl", "dev.jsonl", "test.jsonl"):
         assert (tmp_path / "a" / name / file).read_bytes() == (tmp_path / "b" / name / file).read_bytes()
     assert (first["n_train"], first["n_dev"], first["n_test"]) == (30, 10, 10)
-    splits = {s: {r["input"] for r in _read_jsonl(tmp_path / "a" / name / f"{s}.jsonl")}
-              for s in ("train", "dev", "test")}
+    splits = {
+        s: {r["input"] for r in _read_jsonl(tmp_path / "a" / name / f"{s}.jsonl")} for s in ("train", "dev", "test")
+    }
     assert not splits["train"] & splits["dev"] and not splits["train"] & splits["test"]
     assert not splits["dev"] & splits["test"]
 
@@ -166,7 +177,17 @@ def test_committed_dev_test_match_generator(name, tmp_path):
 
 def test_labels_roughly_balanced_in_test():
     """Classification-style tasks should not let a constant answer score well."""
-    for name in ("boolean_expressions", "movie_sentiment", "spam_detection", "answer_check", "numeric_nli",
-                 "lexical_nli", "news_topic", "intent_detection", "product_sentiment", "quantifier_nli"):
+    for name in (
+        "boolean_expressions",
+        "movie_sentiment",
+        "spam_detection",
+        "answer_check",
+        "numeric_nli",
+        "lexical_nli",
+        "news_topic",
+        "intent_detection",
+        "product_sentiment",
+        "quantifier_nli",
+    ):
         counts = Counter(r["target"] for r in _read_jsonl(ASSETS / name / "test.jsonl"))
         assert max(counts.values()) / sum(counts.values()) < 0.6, (name, counts)

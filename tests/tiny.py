@@ -13,16 +13,105 @@ from tokenizers.models import WordLevel
 from tokenizers.pre_tokenizers import Whitespace
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
-from app.base_model import BaseModel
+from logo.base_model import BaseModel
 
 SPECIALS = ["<pad>", "<eos>", "<bos>", "<unk>", "<user>", "<assistant>"]
-WORDS = (
-    "the a an is are was of to in on and or not what which who how many much translate sort count "
-    "capital france paris germany berlin red blue green one two three four five six seven eight nine ten "
-    "cat dog bird fish apple pear plum true false yes no positive negative review movie good bad great "
-    "def return print sum list len word words sentence english french german please answer question "
-    "? . , ! : ( ) + - * = 0 1 2 3 4 5 6 7 8 9"
-).split()
+WORDS = [
+    "the",
+    "a",
+    "an",
+    "is",
+    "are",
+    "was",
+    "of",
+    "to",
+    "in",
+    "on",
+    "and",
+    "or",
+    "not",
+    "what",
+    "which",
+    "who",
+    "how",
+    "many",
+    "much",
+    "translate",
+    "sort",
+    "count",
+    "capital",
+    "france",
+    "paris",
+    "germany",
+    "berlin",
+    "red",
+    "blue",
+    "green",
+    "one",
+    "two",
+    "three",
+    "four",
+    "five",
+    "six",
+    "seven",
+    "eight",
+    "nine",
+    "ten",
+    "cat",
+    "dog",
+    "bird",
+    "fish",
+    "apple",
+    "pear",
+    "plum",
+    "true",
+    "false",
+    "yes",
+    "no",
+    "positive",
+    "negative",
+    "review",
+    "movie",
+    "good",
+    "bad",
+    "great",
+    "def",
+    "return",
+    "print",
+    "sum",
+    "list",
+    "len",
+    "word",
+    "words",
+    "sentence",
+    "english",
+    "french",
+    "german",
+    "please",
+    "answer",
+    "question",
+    "?",
+    ".",
+    ",",
+    "!",
+    ":",
+    "(",
+    ")",
+    "+",
+    "-",
+    "*",
+    "=",
+    "0",
+    "1",
+    "2",
+    "3",
+    "4",
+    "5",
+    "6",
+    "7",
+    "8",
+    "9",
+]
 CHAT_TEMPLATE = (
     "{% for m in messages %}<user> {{ m['content'] }} {% endfor %}{% if add_generation_prompt %}<assistant>{% endif %}"
 )
@@ -71,7 +160,14 @@ def tiny_model(vocab_size: int, seed: int = 0, hidden: int = 64, layers: int = 4
 
 
 def save_random_adapter(
-    base: LlamaForCausalLM, directory: Path, rank: int, alpha: int, targets: list[str], rslora: bool, scale: float, seed: int
+    base: LlamaForCausalLM,
+    directory: Path,
+    rank: int,
+    alpha: int,
+    targets: list[str],
+    rslora: bool,
+    scale: float,
+    seed: int,
 ) -> Path:
     """A real PEFT adapter with non-zero random A and B, saved as safetensors."""
     torch.manual_seed(seed)

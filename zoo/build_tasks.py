@@ -64,8 +64,14 @@ def _write_jsonl(path: Path, rows: list[tuple[str, Target]]) -> None:
             f.write(json.dumps({"input": text, "target": target}, ensure_ascii=False) + "\n")
 
 
-def build_task(spec: TaskSpec, out_dir: Path, seed: int = 0, n_train: int | None = None, n_dev: int | None = None,
-               n_test: int | None = None) -> dict:
+def build_task(
+    spec: TaskSpec,
+    out_dir: Path,
+    seed: int = 0,
+    n_train: int | None = None,
+    n_dev: int | None = None,
+    n_test: int | None = None,
+) -> dict:
     """Write out_dir/<task>/ and return its task.json content.
 
     Test is taken first, then dev, then train from one stream of unique draws, so dev/test do not depend on
@@ -78,14 +84,21 @@ def build_task(spec: TaskSpec, out_dir: Path, seed: int = 0, n_train: int | None
     examples = draw_unique_examples(spec, seed, n_test + n_dev + n_train)
     if len(examples) < n_test + n_dev:
         raise ValueError(f"{spec.name}: only {len(examples)} unique inputs, dev+test need {n_test + n_dev}")
-    test, dev, train = examples[:n_test], examples[n_test:n_test + n_dev], examples[n_test + n_dev:]
+    test, dev, train = examples[:n_test], examples[n_test : n_test + n_dev], examples[n_test + n_dev :]
 
     task_dir = Path(out_dir) / spec.name
     task_dir.mkdir(parents=True, exist_ok=True)
     meta = {
-        "name": spec.name, "category": spec.category, "description": spec.description,
-        "instruction": spec.instruction, "metric": spec.metric, "held_out": spec.held_out, "source": spec.source,
-        "n_train": len(train), "n_dev": len(dev), "n_test": len(test),
+        "name": spec.name,
+        "category": spec.category,
+        "description": spec.description,
+        "instruction": spec.instruction,
+        "metric": spec.metric,
+        "held_out": spec.held_out,
+        "source": spec.source,
+        "n_train": len(train),
+        "n_dev": len(dev),
+        "n_test": len(test),
     }
     (task_dir / "task.json").write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     _write_jsonl(task_dir / "train.jsonl", train)
@@ -107,9 +120,11 @@ def main(argv: list[str] | None = None) -> None:
         spec = TASKS[name]
         start = time.perf_counter()
         meta = build_task(spec, args.out, args.seed, args.n_train, args.n_dev, args.n_test)
-        print(f"{name:<26} {spec.category:<14} {'held-out' if spec.held_out else 'pool':<8} "
-              f"train={meta['n_train']:>5} dev={meta['n_dev']} test={meta['n_test']} "
-              f"({time.perf_counter() - start:.1f}s)")
+        print(
+            f"{name:<26} {spec.category:<14} {'held-out' if spec.held_out else 'pool':<8} "
+            f"train={meta['n_train']:>5} dev={meta['n_dev']} test={meta['n_test']} "
+            f"({time.perf_counter() - start:.1f}s)"
+        )
 
 
 if __name__ == "__main__":

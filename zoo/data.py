@@ -6,10 +6,12 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from app.config import REPO_ROOT
-
-TASKS_DIR = REPO_ROOT / "assets" / "tasks"
-ADAPTERS_DIR = REPO_ROOT / "assets" / "adapters"
+# the zoo is this repository's content: it alone knows where the checkout keeps it
+REPO_ROOT = Path(__file__).resolve().parent.parent
+ASSETS_DIR = REPO_ROOT / "assets"
+TASKS_DIR = ASSETS_DIR / "tasks"
+ADAPTERS_DIR = ASSETS_DIR / "adapters"
+REFERENCE_PROMPTS = ASSETS_DIR / "reference_prompts_zoo.txt"  # 4 dev inputs per pool task: the zoo's own samples
 
 
 @dataclass(frozen=True)
@@ -35,7 +37,11 @@ class Task:
         """[{'input': ..., 'target': str | list[str]}, ...] of one split ('train', 'dev' or 'test')."""
         path = self.directory / f"{split}.jsonl"
         if not path.is_file():
-            hint = " (train splits are not committed: run `make zoo` or `python -m zoo.build_tasks`)" if split == "train" else ""
+            hint = (
+                " (train splits are not committed: run `make zoo` or `python -m zoo.build_tasks`)"
+                if split == "train"
+                else ""
+            )
             raise FileNotFoundError(f"{path} is missing{hint}")
         rows = []
         with open(path) as f:

@@ -15,8 +15,8 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from app.config import EngineConfig, GenerationConfig, RoutingConfig
-from app.engine import LoGoEngine
+from logo.config import EngineConfig, GenerationConfig, RoutingConfig
+from logo.engine import LoGoEngine
 from zoo.data import ADAPTERS_DIR, TASKS_DIR, load_task
 
 log = logging.getLogger(__name__)
@@ -34,23 +34,39 @@ def predict(adapters_dir: Path, tasks_dir: Path, out: Path, limit: int | None, b
         generation = GenerationConfig(max_new_tokens=task.max_new_tokens)
         answers = {}
         for label, mixture in (("base", {}), ("adapter", {task.name: 1.0})):
-            results = engine.generate_batch(prompts, generation=generation, mixtures=[mixture] * len(prompts), batch_size=batch_size)
+            results = engine.generate_batch(
+                prompts, generation=generation, mixtures=[mixture] * len(prompts), batch_size=batch_size
+            )
             answers[label] = [r.text for r in results]
         with open(out / f"{task.name}.jsonl", "w") as f:
             for row, base, adapter in zip(rows, answers["base"], answers["adapter"]):
-                f.write(json.dumps({"input": row["input"], "target": row["target"], "base": base, "adapter": adapter}) + "\n")
+                f.write(
+                    json.dumps({"input": row["input"], "target": row["target"], "base": base, "adapter": adapter})
+                    + "\n"
+                )
         for signal, calibration in ROUTING_VARIANTS:
-            routings = engine.route(prompts, RoutingConfig(k=min(3, len(engine.pool)), signal=signal, calibration=calibration))
+            routings = engine.route(
+                prompts, RoutingConfig(k=min(3, len(engine.pool)), signal=signal, calibration=calibration)
+            )
             top1 = sum(r.selected[0] == task.name for r in routings) / len(routings)
             top3 = sum(task.name in r.selected for r in routings) / len(routings)
-            routing_rows.append({"task": task.name, "signal": signal, "calibration": calibration, "top1": top1, "top3": top3, "n": len(routings)})
+            routing_rows.append(
+                {
+                    "task": task.name,
+                    "signal": signal,
+                    "calibration": calibration,
+                    "top1": top1,
+                    "top3": top3,
+                    "n": len(routings),
+                }
+            )
     (out / "routing.json").write_text(json.dumps(routing_rows, indent=1))
     device = torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"
     (out / "machine.txt").write_text(device + "\n")
 
 
 def score(adapters_dir: Path, tasks_dir: Path, out: Path) -> None:
-    from analysis.metrics import score as metric_score
+    from zoo.metrics import score as metric_score
 
     lines = [
         "# Zoo adapters",
@@ -70,7 +86,9 @@ def score(adapters_dir: Path, tasks_dir: Path, out: Path) -> None:
         card = json.loads(card_path.read_text())
         card.update(metric=task.metric, base_score=round(base, 2), adapter_score=round(adapted, 2), n_test=len(rows))
         card_path.write_text(json.dumps(card, indent=2) + "\n")
-        lines.append(f"| {task.name} | {task.category} | {task.metric} | {base:.1f} | {adapted:.1f} | {adapted - base:+.1f} |")
+        lines.append(
+            f"| {task.name} | {task.category} | {task.metric} | {base:.1f} | {adapted:.1f} | {adapted - base:+.1f} |"
+        )
     routing = json.loads((out / "routing.json").read_text())
     lines += ["", "## Routing: how often the task's own adapter is ranked first (top-3 in brackets)", ""]
     variants = sorted({(r["signal"], r["calibration"]) for r in routing})
@@ -80,7 +98,9 @@ def score(adapters_dir: Path, tasks_dir: Path, out: Path) -> None:
     for r in routing:
         by_task.setdefault(r["task"], {})[(r["signal"], r["calibration"])] = r
     for name, cells in sorted(by_task.items()):
-        lines.append(f"| {name} | " + " | ".join(f"{cells[v]['top1']:.2f} ({cells[v]['top3']:.2f})" for v in variants) + " |")
+        lines.append(
+            f"| {name} | " + " | ".join(f"{cells[v]['top1']:.2f} ({cells[v]['top3']:.2f})" for v in variants) + " |"
+        )
     means = [sum(by_task[t][v]["top1"] for t in by_task) / len(by_task) for v in variants]
     lines.append("| **mean** | " + " | ".join(f"**{m:.2f}**" for m in means) + " |")
     (adapters_dir / "README.md").write_text("\n".join(lines) + "\n")

@@ -1,7 +1,7 @@
 """Trains one PEFT LoRA adapter per pool task on the embedded base model and saves it in fp16.
 
-    python -m zoo.train --all                  # every pool task (a CUDA GPU takes minutes; a CPU hours)
-    python -m zoo.train --tasks en_fr --steps 2 --batch-size 2 --out /tmp/adapters   # a smoke run
+python -m zoo.train --all                  # every pool task (a CUDA GPU takes minutes; a CPU hours)
+python -m zoo.train --tasks en_fr --steps 2 --batch-size 2 --out /tmp/adapters   # a smoke run
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from peft import LoraConfig, get_peft_model
 from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
-from app.base_model import load_base_model
+from logo.base_model import load_base_model
 from zoo.data import ADAPTERS_DIR, TASKS_DIR, Task, canonical_target, load_task, load_tasks
 
 log = logging.getLogger(__name__)
@@ -50,7 +50,9 @@ def encode_examples(tokenizer, task: Task, rows: list[dict], max_length: int) ->
             [{"role": "user", "content": task.prompt(row["input"])}], tokenize=False, add_generation_prompt=True
         )
         prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
-        answer_ids = tokenizer(canonical_target(row["target"]) + tokenizer.eos_token, add_special_tokens=False)["input_ids"]
+        answer_ids = tokenizer(canonical_target(row["target"]) + tokenizer.eos_token, add_special_tokens=False)[
+            "input_ids"
+        ]
         if len(prompt_ids) + len(answer_ids) <= max_length:
             encoded.append((prompt_ids + answer_ids, len(prompt_ids)))
     return encoded
@@ -79,7 +81,11 @@ def train_adapter(base, task: Task, config: TrainConfig, out_dir: Path, limit: i
     if not examples:
         raise ValueError(f"task {task.name!r} has no training example shorter than {config.max_length} tokens")
     lora = LoraConfig(
-        r=config.rank, lora_alpha=config.alpha, target_modules=list(config.targets), lora_dropout=0.05, task_type="CAUSAL_LM"
+        r=config.rank,
+        lora_alpha=config.alpha,
+        target_modules=list(config.targets),
+        lora_dropout=0.05,
+        task_type="CAUSAL_LM",
     )
     peft_model = get_peft_model(model, lora)
     peft_model.train()
@@ -90,7 +96,9 @@ def train_adapter(base, task: Task, config: TrainConfig, out_dir: Path, limit: i
         optimiser,
         lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (1 + torch.cos(torch.tensor(torch.pi * s / config.steps)).item()),
     )
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else torch.autocast("cpu", enabled=False)
+    autocast = (
+        torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else torch.autocast("cpu", enabled=False)
+    )
     started = time.perf_counter()
     order: list[int] = []
     progress = tqdm(range(config.steps), desc=task.name, leave=False)
@@ -141,7 +149,9 @@ def run_workers(tasks: list[Task], args: argparse.Namespace, config: TrainConfig
     common = ["--tasks-dir", str(args.tasks_dir), "--out", str(args.out)]
     common += ["--device", args.device] if args.device else []
     common += ["--limit", str(args.limit)] if args.limit else []
-    common += [f"--{k.replace('_', '-')}={getattr(config, k)}" for k in TrainConfig.__dataclass_fields__ if k != "targets"]
+    common += [
+        f"--{k.replace('_', '-')}={getattr(config, k)}" for k in TrainConfig.__dataclass_fields__ if k != "targets"
+    ]
     shares = [tasks[i :: args.workers] for i in range(args.workers)]
     procs = [
         subprocess.Popen([sys.executable, "-m", "zoo.train", *common, "--tasks", *(t.name for t in share)])
@@ -164,16 +174,22 @@ def main(argv=None) -> None:
     parser.add_argument("--limit", type=int, help="read at most this many training examples (smoke runs)")
     parser.add_argument("--skip-existing", action="store_true", help="keep adapters that already have a card.json")
     parser.add_argument(
-        "--workers", type=int, default=1,
+        "--workers",
+        type=int,
+        default=1,
         help="train in this many processes at once: a 135M model leaves a GPU mostly idle (launch-bound)",
     )
     for name, f in TrainConfig.__dataclass_fields__.items():
         if name != "targets":
-            parser.add_argument(f"--{name.replace('_', '-')}", type=type(f.default), default=f.default, help=f.metadata["help"])
+            parser.add_argument(
+                f"--{name.replace('_', '-')}", type=type(f.default), default=f.default, help=f.metadata["help"]
+            )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     config = TrainConfig(**{k: getattr(args, k) for k in TrainConfig.__dataclass_fields__ if k != "targets"})
-    tasks = load_tasks(args.tasks_dir, held_out=False) if args.all else [load_task(t, args.tasks_dir) for t in args.tasks]
+    tasks = (
+        load_tasks(args.tasks_dir, held_out=False) if args.all else [load_task(t, args.tasks_dir) for t in args.tasks]
+    )
     held = [t.name for t in tasks if t.held_out]
     if held:
         raise SystemExit(f"error: {held} are held-out tasks: no adapter is trained on them")
@@ -186,7 +202,10 @@ def main(argv=None) -> None:
     base.model.config.use_cache = False
     for task in tasks:
         card = train_adapter(base, task, config, args.out, args.limit)
-        print(f"{task.name:28s} loss {card['training']['final_loss']:.4f}  {card['training']['minutes']:.2f} min", flush=True)
+        print(
+            f"{task.name:28s} loss {card['training']['final_loss']:.4f}  {card['training']['minutes']:.2f} min",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

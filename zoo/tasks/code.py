@@ -17,27 +17,193 @@ from .common import Example, TaskSpec, pick
 # --- code_summarization ----------------------------------------------------------------------------
 
 # Pure-Python standard-library modules; their .py files are parsed, never imported.
-STDLIB_MODULES = """
-abc argparse ast asyncio.base_events asyncio.events asyncio.futures asyncio.locks asyncio.queues asyncio.streams
-asyncio.subprocess asyncio.tasks base64 bdb bisect calendar cgi cmd code codecs codeop collections colorsys
-compileall concurrent.futures._base configparser contextlib copy copyreg csv dataclasses datetime decimal difflib
-dis doctest email._header_value_parser email._parseaddr email.charset email.contentmanager email.feedparser
-email.generator email.header email.headerregistry email.iterators email.message email.parser email.policy
-email.utils enum filecmp fileinput fnmatch fractions ftplib functools genericpath getopt gettext glob graphlib
-gzip hashlib heapq hmac html html.parser http.client http.cookiejar http.cookies http.server imaplib importlib
-importlib.metadata importlib.resources inspect ipaddress json.decoder json.encoder keyword linecache locale
-logging logging.config logging.handlers lzma mailbox mimetypes modulefinder multiprocessing.connection
-multiprocessing.pool multiprocessing.process multiprocessing.queues netrc ntpath nturl2path numbers opcode
-operator optparse os pathlib pdb pickle pickletools pkgutil platform plistlib poplib posixpath pprint profile
-pstats py_compile pyclbr pydoc queue quopri random re._compiler re._parser reprlib runpy sched
-secrets selectors shelve shlex shutil site smtplib socket socketserver sqlite3.dbapi2 ssl stat statistics string
-stringprep subprocess symtable sysconfig tabnanny tarfile tempfile textwrap threading timeit token tokenize trace
-traceback tracemalloc types typing unittest.case unittest.loader unittest.mock unittest.result unittest.runner
-unittest.suite unittest.util urllib.error urllib.parse urllib.request urllib.response uuid warnings wave weakref
-wsgiref.handlers wsgiref.headers wsgiref.simple_server wsgiref.util xml.dom.minidom xml.dom.pulldom
-xml.etree.ElementPath xml.etree.ElementTree xml.sax.handler xml.sax.saxutils xml.sax.xmlreader xmlrpc.client
-xmlrpc.server zipapp zipfile zipimport
-""".split()
+STDLIB_MODULES = [
+    "abc",
+    "argparse",
+    "ast",
+    "asyncio.base_events",
+    "asyncio.events",
+    "asyncio.futures",
+    "asyncio.locks",
+    "asyncio.queues",
+    "asyncio.streams",
+    "asyncio.subprocess",
+    "asyncio.tasks",
+    "base64",
+    "bdb",
+    "bisect",
+    "calendar",
+    "cgi",
+    "cmd",
+    "code",
+    "codecs",
+    "codeop",
+    "collections",
+    "colorsys",
+    "compileall",
+    "concurrent.futures._base",
+    "configparser",
+    "contextlib",
+    "copy",
+    "copyreg",
+    "csv",
+    "dataclasses",
+    "datetime",
+    "decimal",
+    "difflib",
+    "dis",
+    "doctest",
+    "email._header_value_parser",
+    "email._parseaddr",
+    "email.charset",
+    "email.contentmanager",
+    "email.feedparser",
+    "email.generator",
+    "email.header",
+    "email.headerregistry",
+    "email.iterators",
+    "email.message",
+    "email.parser",
+    "email.policy",
+    "email.utils",
+    "enum",
+    "filecmp",
+    "fileinput",
+    "fnmatch",
+    "fractions",
+    "ftplib",
+    "functools",
+    "genericpath",
+    "getopt",
+    "gettext",
+    "glob",
+    "graphlib",
+    "gzip",
+    "hashlib",
+    "heapq",
+    "hmac",
+    "html",
+    "html.parser",
+    "http.client",
+    "http.cookiejar",
+    "http.cookies",
+    "http.server",
+    "imaplib",
+    "importlib",
+    "importlib.metadata",
+    "importlib.resources",
+    "inspect",
+    "ipaddress",
+    "json.decoder",
+    "json.encoder",
+    "keyword",
+    "linecache",
+    "locale",
+    "logging",
+    "logging.config",
+    "logging.handlers",
+    "lzma",
+    "mailbox",
+    "mimetypes",
+    "modulefinder",
+    "multiprocessing.connection",
+    "multiprocessing.pool",
+    "multiprocessing.process",
+    "multiprocessing.queues",
+    "netrc",
+    "ntpath",
+    "nturl2path",
+    "numbers",
+    "opcode",
+    "operator",
+    "optparse",
+    "os",
+    "pathlib",
+    "pdb",
+    "pickle",
+    "pickletools",
+    "pkgutil",
+    "platform",
+    "plistlib",
+    "poplib",
+    "posixpath",
+    "pprint",
+    "profile",
+    "pstats",
+    "py_compile",
+    "pyclbr",
+    "pydoc",
+    "queue",
+    "quopri",
+    "random",
+    "re._compiler",
+    "re._parser",
+    "reprlib",
+    "runpy",
+    "sched",
+    "secrets",
+    "selectors",
+    "shelve",
+    "shlex",
+    "shutil",
+    "site",
+    "smtplib",
+    "socket",
+    "socketserver",
+    "sqlite3.dbapi2",
+    "ssl",
+    "stat",
+    "statistics",
+    "string",
+    "stringprep",
+    "subprocess",
+    "symtable",
+    "sysconfig",
+    "tabnanny",
+    "tarfile",
+    "tempfile",
+    "textwrap",
+    "threading",
+    "timeit",
+    "token",
+    "tokenize",
+    "trace",
+    "traceback",
+    "tracemalloc",
+    "types",
+    "typing",
+    "unittest.case",
+    "unittest.loader",
+    "unittest.mock",
+    "unittest.result",
+    "unittest.runner",
+    "unittest.suite",
+    "unittest.util",
+    "urllib.error",
+    "urllib.parse",
+    "urllib.request",
+    "urllib.response",
+    "uuid",
+    "warnings",
+    "wave",
+    "weakref",
+    "wsgiref.handlers",
+    "wsgiref.headers",
+    "wsgiref.simple_server",
+    "wsgiref.util",
+    "xml.dom.minidom",
+    "xml.dom.pulldom",
+    "xml.etree.ElementPath",
+    "xml.etree.ElementTree",
+    "xml.sax.handler",
+    "xml.sax.saxutils",
+    "xml.sax.xmlreader",
+    "xmlrpc.client",
+    "xmlrpc.server",
+    "zipapp",
+    "zipfile",
+    "zipimport",
+]
 MAX_SOURCE_LINES = 40
 
 
@@ -84,7 +250,7 @@ def _source_without_docstring(lines: list[str], node: ast.FunctionDef | ast.Asyn
     doc = node.body[0]
     if doc.lineno <= node.lineno:  # "def f(): '''doc'''" on one line: no clean cut
         return None
-    kept = lines[first - 1: doc.lineno - 1] + lines[doc.end_lineno: node.end_lineno]
+    kept = lines[first - 1 : doc.lineno - 1] + lines[doc.end_lineno : node.end_lineno]
     code = textwrap.dedent("\n".join(kept)).rstrip()
     if not code.startswith(("def ", "async def ", "@")):  # a string at column 0 blocked the dedent
         return None
@@ -124,8 +290,28 @@ def gen_code_summarization(rng: random.Random) -> Example:
 
 # --- python_eval -----------------------------------------------------------------------------------
 
-_WORDS = ["apple", "banana", "cherry", "python", "level", "hello", "world", "data", "stack", "queue", "tiger",
-          "robot", "lemon", "piano", "river", "cloud", "pixel", "table", "mango", "zebra"]
+_WORDS = [
+    "apple",
+    "banana",
+    "cherry",
+    "python",
+    "level",
+    "hello",
+    "world",
+    "data",
+    "stack",
+    "queue",
+    "tiger",
+    "robot",
+    "lemon",
+    "piano",
+    "river",
+    "cloud",
+    "pixel",
+    "table",
+    "mango",
+    "zebra",
+]
 
 
 def _small_list(rng: random.Random, low: int = 0, high: int = 9, size: tuple[int, int] = (3, 5)) -> list[int]:
@@ -139,30 +325,78 @@ def _random_expression(rng: random.Random) -> str:
     i = rng.randint(0, len(w) - 1)
     j = rng.randint(i + 1, len(w))
     builders = [
-        lambda: f"{a} + {b} * {c}", lambda: f"({a} + {b}) * {c}", lambda: f"{a * c} // {c}",
-        lambda: f"{a + b} // {c}", lambda: f"{a + b} % {c}", lambda: f"{c} ** 2", lambda: f"{a} - {b} * 2",
-        lambda: f"abs({a} - {b * 2})", lambda: f"divmod({a + b}, {c})", lambda: f"{a * 2} / 4",
-        lambda: f"max({a}, {b}, {c})", lambda: f"min({a}, {b}) + {c}",
-        lambda: f"'{w}'.upper()", lambda: f"'{w.capitalize()}'.lower()", lambda: f"'{w}'[{i}]",
-        lambda: f"'{w}'[{i}:{j}]", lambda: f"'{w}'[::-1]", lambda: f"len('{w}')", lambda: f"'{w[:2]}' * {c % 4 + 1}",
-        lambda: f"'{w}-{w2}'.split('-')", lambda: f"'-'.join(['{w}', '{w2}'])", lambda: f"'{w}'.count('{w[i]}')",
-        lambda: f"'{w}'.find('{w[i]}')", lambda: f"'{w}'.startswith('{w[:2]}')", lambda: f"'{w}'.endswith('{w2[-2:]}')",
-        lambda: f"'{w}'.replace('{w[i]}', '*')", lambda: f"'{w} {w2}'.title()", lambda: f"'  {w} '.strip()",
-        lambda: f"'{w}' + str({a})", lambda: f"'{w}' in '{w} {w2}'", lambda: f"sorted('{w}')[0]",
-        lambda: f"{xs}[{rng.randint(0, len(xs) - 1)}]", lambda: f"{xs}[-1]", lambda: f"len({xs})",
-        lambda: f"sorted({xs})", lambda: f"sorted({xs}, reverse=True)", lambda: f"max({xs})", lambda: f"min({xs})",
-        lambda: f"sum({xs})", lambda: f"{xs} + [{a}]", lambda: f"{xs}[1:]", lambda: f"{xs}[:2]",
-        lambda: f"list(range({c}))", lambda: f"list(range({c}, {c + rng.randint(1, 4)}))",
-        lambda: f"[x * 2 for x in {xs}]", lambda: f"[x for x in {xs} if x % 2 == 0]",
-        lambda: f"{xs}.index({pick(rng, xs)})", lambda: f"{a} in {xs}", lambda: f"list(reversed({xs}))",
-        lambda: f"{{'{w}': {a}, '{w2}': {b}}}['{w2}']", lambda: f"len({{'{w}': {a}, '{w2}': {b}}})",
-        lambda: f"{{'{w}': {a}}}.get('{w2}', 0)", lambda: f"sorted({{'{w}': 1, '{w2}': 2}})",
-        lambda: f"sorted(set({xs}))", lambda: f"len(set({xs}))",
-        lambda: f"{a} > {b}", lambda: f"{a} == {b} or {c} < 5", lambda: f"not {a} == {b}", lambda: f"bool({a % 2})",
-        lambda: "bool('')", lambda: "bool([0])", lambda: f"{min(a, b)} < {c} < {max(a, b)}",
-        lambda: f"int('{a}') + {b}", lambda: f"str({a}) * 2", lambda: f"float({a})", lambda: f"int({a}.9)",
-        lambda: f"round({a}.{c}6)", lambda: f"tuple({xs[:3]})", lambda: f"type({a} / {b}).__name__",
-        lambda: f"{a} if {a} > {b} else {b}", lambda: f"[{a}, {b}] * 2", lambda: f"'{w}'.isalpha()",
+        lambda: f"{a} + {b} * {c}",
+        lambda: f"({a} + {b}) * {c}",
+        lambda: f"{a * c} // {c}",
+        lambda: f"{a + b} // {c}",
+        lambda: f"{a + b} % {c}",
+        lambda: f"{c} ** 2",
+        lambda: f"{a} - {b} * 2",
+        lambda: f"abs({a} - {b * 2})",
+        lambda: f"divmod({a + b}, {c})",
+        lambda: f"{a * 2} / 4",
+        lambda: f"max({a}, {b}, {c})",
+        lambda: f"min({a}, {b}) + {c}",
+        lambda: f"'{w}'.upper()",
+        lambda: f"'{w.capitalize()}'.lower()",
+        lambda: f"'{w}'[{i}]",
+        lambda: f"'{w}'[{i}:{j}]",
+        lambda: f"'{w}'[::-1]",
+        lambda: f"len('{w}')",
+        lambda: f"'{w[:2]}' * {c % 4 + 1}",
+        lambda: f"'{w}-{w2}'.split('-')",
+        lambda: f"'-'.join(['{w}', '{w2}'])",
+        lambda: f"'{w}'.count('{w[i]}')",
+        lambda: f"'{w}'.find('{w[i]}')",
+        lambda: f"'{w}'.startswith('{w[:2]}')",
+        lambda: f"'{w}'.endswith('{w2[-2:]}')",
+        lambda: f"'{w}'.replace('{w[i]}', '*')",
+        lambda: f"'{w} {w2}'.title()",
+        lambda: f"'  {w} '.strip()",
+        lambda: f"'{w}' + str({a})",
+        lambda: f"'{w}' in '{w} {w2}'",
+        lambda: f"sorted('{w}')[0]",
+        lambda: f"{xs}[{rng.randint(0, len(xs) - 1)}]",
+        lambda: f"{xs}[-1]",
+        lambda: f"len({xs})",
+        lambda: f"sorted({xs})",
+        lambda: f"sorted({xs}, reverse=True)",
+        lambda: f"max({xs})",
+        lambda: f"min({xs})",
+        lambda: f"sum({xs})",
+        lambda: f"{xs} + [{a}]",
+        lambda: f"{xs}[1:]",
+        lambda: f"{xs}[:2]",
+        lambda: f"list(range({c}))",
+        lambda: f"list(range({c}, {c + rng.randint(1, 4)}))",
+        lambda: f"[x * 2 for x in {xs}]",
+        lambda: f"[x for x in {xs} if x % 2 == 0]",
+        lambda: f"{xs}.index({pick(rng, xs)})",
+        lambda: f"{a} in {xs}",
+        lambda: f"list(reversed({xs}))",
+        lambda: f"{{'{w}': {a}, '{w2}': {b}}}['{w2}']",
+        lambda: f"len({{'{w}': {a}, '{w2}': {b}}})",
+        lambda: f"{{'{w}': {a}}}.get('{w2}', 0)",
+        lambda: f"sorted({{'{w}': 1, '{w2}': 2}})",
+        lambda: f"sorted(set({xs}))",
+        lambda: f"len(set({xs}))",
+        lambda: f"{a} > {b}",
+        lambda: f"{a} == {b} or {c} < 5",
+        lambda: f"not {a} == {b}",
+        lambda: f"bool({a % 2})",
+        lambda: "bool('')",
+        lambda: "bool([0])",
+        lambda: f"{min(a, b)} < {c} < {max(a, b)}",
+        lambda: f"int('{a}') + {b}",
+        lambda: f"str({a}) * 2",
+        lambda: f"float({a})",
+        lambda: f"int({a}.9)",
+        lambda: f"round({a}.{c}6)",
+        lambda: f"tuple({xs[:3]})",
+        lambda: f"type({a} / {b}).__name__",
+        lambda: f"{a} if {a} > {b} else {b}",
+        lambda: f"[{a}, {b}] * 2",
+        lambda: f"'{w}'.isalpha()",
     ]
     return pick(rng, builders)()
 
@@ -170,11 +404,20 @@ def _random_expression(rng: random.Random) -> str:
 def gen_python_eval(rng: random.Random) -> Example:
     while True:
         expr = _random_expression(rng)
-        value = repr(eval(expr, {"__builtins__": __builtins__}, {}))  # noqa: S307 - generated expressions only
+        value = repr(eval(expr, {"__builtins__": __builtins__}, {}))
         if len(value) <= 40:
             break
-    template = pick(rng, ("{e}", ">>> {e}", "Evaluate: {e}", "What does the Python expression {e} return?",
-                          "print(repr({e}))", "Python: {e}"))
+    template = pick(
+        rng,
+        (
+            "{e}",
+            ">>> {e}",
+            "Evaluate: {e}",
+            "What does the Python expression {e} return?",
+            "print(repr({e}))",
+            "Python: {e}",
+        ),
+    )
     return template.format(e=expr), value
 
 
@@ -190,77 +433,173 @@ _FUNCTIONS = {
     "add": (["add_numbers", "sum_two"], ["({a}, {b}):\n    return {a} + {b}"]),
     "subtract": (["difference"], ["({a}, {b}):\n    return {a} - {b}"]),
     "multiply": (["product"], ["({a}, {b}):\n    return {a} * {b}"]),
-    "average": (["mean"], ["({xs}):\n    return sum({xs}) / len({xs})",
-                           "({xs}):\n    total = 0\n    for v in {xs}:\n        total += v\n"
-                           "    return total / len({xs})"]),
-    "find_max": (["maximum", "max_value"], ["({xs}):\n    best = {xs}[0]\n    for v in {xs}:\n        if v > best:\n"
-                                            "            best = v\n    return best", "({xs}):\n    return max({xs})"]),
-    "find_min": (["minimum", "min_value"], ["({xs}):\n    best = {xs}[0]\n    for v in {xs}:\n        if v < best:\n"
-                                            "            best = v\n    return best", "({xs}):\n    return min({xs})"]),
-    "count_vowels": (["num_vowels"], ["({s}):\n    return sum(1 for ch in {s}.lower() if ch in 'aeiou')",
-                                      "({s}):\n    count = 0\n    for ch in {s}:\n        if ch in 'aeiouAEIOU':\n"
-                                      "            count += 1\n    return count"]),
+    "average": (
+        ["mean"],
+        [
+            "({xs}):\n    return sum({xs}) / len({xs})",
+            "({xs}):\n    total = 0\n    for v in {xs}:\n        total += v\n    return total / len({xs})",
+        ],
+    ),
+    "find_max": (
+        ["maximum", "max_value"],
+        [
+            "({xs}):\n    best = {xs}[0]\n    for v in {xs}:\n        if v > best:\n"
+            "            best = v\n    return best",
+            "({xs}):\n    return max({xs})",
+        ],
+    ),
+    "find_min": (
+        ["minimum", "min_value"],
+        [
+            "({xs}):\n    best = {xs}[0]\n    for v in {xs}:\n        if v < best:\n"
+            "            best = v\n    return best",
+            "({xs}):\n    return min({xs})",
+        ],
+    ),
+    "count_vowels": (
+        ["num_vowels"],
+        [
+            "({s}):\n    return sum(1 for ch in {s}.lower() if ch in 'aeiou')",
+            "({s}):\n    count = 0\n    for ch in {s}:\n        if ch in 'aeiouAEIOU':\n"
+            "            count += 1\n    return count",
+        ],
+    ),
     "reverse_string": (["reverse"], ["({s}):\n    return {s}[::-1]", "({s}):\n    return ''.join(reversed({s}))"]),
-    "is_palindrome": (["palindrome"], ["({s}):\n    return {s} == {s}[::-1]",
-                                       "({s}):\n    cleaned = {s}.lower()\n    return cleaned == cleaned[::-1]"]),
-    "factorial": (["fact"], ["({x}):\n    if {x} <= 1:\n        return 1\n    return {x} * {f}({x} - 1)",
-                             "({x}):\n    result = 1\n    for i in range(2, {x} + 1):\n        result *= i\n"
-                             "    return result"]),
-    "fibonacci": (["fib"], ["({x}):\n    if {x} < 2:\n        return {x}\n    return {f}({x} - 1) + {f}({x} - 2)",
-                            "({x}):\n    a, b = 0, 1\n    for _ in range({x}):\n        a, b = b, a + b\n"
-                            "    return a"]),
-    "sum_list": (["total", "list_sum"], ["({xs}):\n    total = 0\n    for v in {xs}:\n        total += v\n"
-                                         "    return total", "({xs}):\n    return sum({xs})"]),
-    "product_of_list": (["product"], ["({xs}):\n    result = 1\n    for v in {xs}:\n        result *= v\n"
-                                      "    return result"]),
+    "is_palindrome": (
+        ["palindrome"],
+        [
+            "({s}):\n    return {s} == {s}[::-1]",
+            "({s}):\n    cleaned = {s}.lower()\n    return cleaned == cleaned[::-1]",
+        ],
+    ),
+    "factorial": (
+        ["fact"],
+        [
+            "({x}):\n    if {x} <= 1:\n        return 1\n    return {x} * {f}({x} - 1)",
+            "({x}):\n    result = 1\n    for i in range(2, {x} + 1):\n        result *= i\n    return result",
+        ],
+    ),
+    "fibonacci": (
+        ["fib"],
+        [
+            "({x}):\n    if {x} < 2:\n        return {x}\n    return {f}({x} - 1) + {f}({x} - 2)",
+            "({x}):\n    a, b = 0, 1\n    for _ in range({x}):\n        a, b = b, a + b\n    return a",
+        ],
+    ),
+    "sum_list": (
+        ["total", "list_sum"],
+        [
+            "({xs}):\n    total = 0\n    for v in {xs}:\n        total += v\n    return total",
+            "({xs}):\n    return sum({xs})",
+        ],
+    ),
+    "product_of_list": (
+        ["product"],
+        ["({xs}):\n    result = 1\n    for v in {xs}:\n        result *= v\n    return result"],
+    ),
     "celsius_to_fahrenheit": (["c_to_f", "to_fahrenheit"], ["({x}):\n    return {x} * 9 / 5 + 32"]),
     "fahrenheit_to_celsius": (["f_to_c", "to_celsius"], ["({x}):\n    return ({x} - 32) * 5 / 9"]),
-    "is_prime": (["prime", "check_prime"], ["({x}):\n    if {x} < 2:\n        return False\n    for d in range(2, "
-                                            "int({x} ** 0.5) + 1):\n        if {x} % d == 0:\n"
-                                            "            return False\n    return True"]),
-    "gcd": (["greatest_common_divisor"], ["({a}, {b}):\n    while {b}:\n        {a}, {b} = {b}, {a} % {b}\n"
-                                          "    return {a}"]),
+    "is_prime": (
+        ["prime", "check_prime"],
+        [
+            "({x}):\n    if {x} < 2:\n        return False\n    for d in range(2, "
+            "int({x} ** 0.5) + 1):\n        if {x} % d == 0:\n"
+            "            return False\n    return True"
+        ],
+    ),
+    "gcd": (
+        ["greatest_common_divisor"],
+        ["({a}, {b}):\n    while {b}:\n        {a}, {b} = {b}, {a} % {b}\n    return {a}"],
+    ),
     "count_words": (["word_count"], ["({s}):\n    return len({s}.split())"]),
-    "remove_duplicates": (["unique", "dedupe"], ["({xs}):\n    seen = []\n    for v in {xs}:\n"
-                                                 "        if v not in seen:\n            seen.append(v)\n"
-                                                 "    return seen",
-                                                 "({xs}):\n    return list(dict.fromkeys({xs}))"]),
-    "flatten": (["flatten_list"], ["({xs}):\n    return [v for sub in {xs} for v in sub]",
-                                   "({xs}):\n    out = []\n    for sub in {xs}:\n        out.extend(sub)\n"
-                                   "    return out"]),
+    "remove_duplicates": (
+        ["unique", "dedupe"],
+        [
+            "({xs}):\n    seen = []\n    for v in {xs}:\n"
+            "        if v not in seen:\n            seen.append(v)\n"
+            "    return seen",
+            "({xs}):\n    return list(dict.fromkeys({xs}))",
+        ],
+    ),
+    "flatten": (
+        ["flatten_list"],
+        [
+            "({xs}):\n    return [v for sub in {xs} for v in sub]",
+            "({xs}):\n    out = []\n    for sub in {xs}:\n        out.extend(sub)\n    return out",
+        ],
+    ),
     "first_element": (["first", "head"], ["({xs}):\n    return {xs}[0]"]),
     "last_element": (["last", "tail"], ["({xs}):\n    return {xs}[-1]"]),
-    "absolute_value": (["absolute", "abs_value"], ["({x}):\n    return {x} if {x} >= 0 else -{x}",
-                                                   "({x}):\n    if {x} < 0:\n        return -{x}\n    return {x}"]),
+    "absolute_value": (
+        ["absolute", "abs_value"],
+        [
+            "({x}):\n    return {x} if {x} >= 0 else -{x}",
+            "({x}):\n    if {x} < 0:\n        return -{x}\n    return {x}",
+        ],
+    ),
     "is_empty": (["empty"], ["({xs}):\n    return len({xs}) == 0", "({xs}):\n    return not {xs}"]),
-    "power": (["pow"], ["({a}, {b}):\n    return {a} ** {b}", "({a}, {b}):\n    result = 1\n    for _ in range({b}):\n"
-                                                           "        result *= {a}\n    return result"]),
+    "power": (
+        ["pow"],
+        [
+            "({a}, {b}):\n    return {a} ** {b}",
+            "({a}, {b}):\n    result = 1\n    for _ in range({b}):\n        result *= {a}\n    return result",
+        ],
+    ),
     "to_upper": (["uppercase", "upper"], ["({s}):\n    return {s}.upper()"]),
-    "count_occurrences": (["count"], ["({xs}, {a}):\n    return {xs}.count({a})",
-                                      "({xs}, {a}):\n    n = 0\n    for v in {xs}:\n        if v == {a}:\n"
-                                      "            n += 1\n    return n"]),
+    "count_occurrences": (
+        ["count"],
+        [
+            "({xs}, {a}):\n    return {xs}.count({a})",
+            "({xs}, {a}):\n    n = 0\n    for v in {xs}:\n        if v == {a}:\n            n += 1\n    return n",
+        ],
+    ),
     "filter_even": (["even_numbers", "get_evens"], ["({xs}):\n    return [v for v in {xs} if v % 2 == 0]"]),
-    "index_of": (["find_index", "find"], ["({xs}, {a}):\n    for i, v in enumerate({xs}):\n        if v == {a}:\n"
-                                          "            return i\n    return -1"]),
-    "merge_dicts": (["merge"], ["({a}, {b}):\n    result = dict({a})\n    result.update({b})\n    return result",
-                                "({a}, {b}):\n    return {{**{a}, **{b}}}"]),
-    "area_of_circle": (["circle_area"], ["({x}):\n    return 3.14159 * {x} ** 2",
-                                         "({x}):\n    return math.pi * {x} * {x}"]),
+    "index_of": (
+        ["find_index", "find"],
+        ["({xs}, {a}):\n    for i, v in enumerate({xs}):\n        if v == {a}:\n            return i\n    return -1"],
+    ),
+    "merge_dicts": (
+        ["merge"],
+        [
+            "({a}, {b}):\n    result = dict({a})\n    result.update({b})\n    return result",
+            "({a}, {b}):\n    return {{**{a}, **{b}}}",
+        ],
+    ),
+    "area_of_circle": (
+        ["circle_area"],
+        ["({x}):\n    return 3.14159 * {x} ** 2", "({x}):\n    return math.pi * {x} * {x}"],
+    ),
     "area_of_rectangle": (["rectangle_area"], ["({a}, {b}):\n    return {a} * {b}"]),
-    "is_leap_year": (["leap_year", "is_leap"],
-                     ["({x}):\n    return {x} % 4 == 0 and ({x} % 100 != 0 or {x} % 400 == 0)"]),
-    "clamp": (["clip"], ["({x}, {a}, {b}):\n    return max({a}, min({x}, {b}))",
-                         "({x}, {a}, {b}):\n    if {x} < {a}:\n        return {a}\n"
-                         "    if {x} > {b}:\n        return {b}\n    return {x}"]),
-    "is_sorted": (["sorted_check"], ["({xs}):\n    return all({xs}[i] <= {xs}[i + 1] for i in range(len({xs}) - 1))",
-                                     "({xs}):\n    return {xs} == sorted({xs})"]),
+    "is_leap_year": (
+        ["leap_year", "is_leap"],
+        ["({x}):\n    return {x} % 4 == 0 and ({x} % 100 != 0 or {x} % 400 == 0)"],
+    ),
+    "clamp": (
+        ["clip"],
+        [
+            "({x}, {a}, {b}):\n    return max({a}, min({x}, {b}))",
+            "({x}, {a}, {b}):\n    if {x} < {a}:\n        return {a}\n"
+            "    if {x} > {b}:\n        return {b}\n    return {x}",
+        ],
+    ),
+    "is_sorted": (
+        ["sorted_check"],
+        [
+            "({xs}):\n    return all({xs}[i] <= {xs}[i + 1] for i in range(len({xs}) - 1))",
+            "({xs}):\n    return {xs} == sorted({xs})",
+        ],
+    ),
     "swap": (["swap_values"], ["({a}, {b}):\n    return {b}, {a}"]),
     "string_length": (["length"], ["({s}):\n    count = 0\n    for _ in {s}:\n        count += 1\n    return count"]),
     "contains": (["includes", "has_item"], ["({xs}, {a}):\n    return {a} in {xs}"]),
 }
-_PARAM_NAMES = {"x": ["n", "x", "num", "value", "k"], "xs": ["xs", "nums", "items", "values", "lst", "data"],
-                "s": ["s", "text", "word", "string", "line"], "a": ["a", "x", "first", "p"],
-                "b": ["b", "y", "second", "q"]}
+_PARAM_NAMES = {
+    "x": ["n", "x", "num", "value", "k"],
+    "xs": ["xs", "nums", "items", "values", "lst", "data"],
+    "s": ["s", "text", "word", "string", "line"],
+    "a": ["a", "x", "first", "p"],
+    "b": ["b", "y", "second", "q"],
+}
 _PLACEHOLDERS = ["f", "func", "mystery", "___", "unknown", "g"]
 
 
@@ -273,8 +612,16 @@ def gen_function_naming(rng: random.Random) -> Example:
     if "{x}" in body and names["x"] in (names["a"], names["b"]):  # clamp takes x, a and b together
         names |= {"a": "lo", "b": "hi"}
     code = f"def {placeholder}" + body.format(f=placeholder, **names)
-    template = pick(rng, ("{c}", "What is a good name for this function?\n{c}", "Name this function:\n{c}",
-                          "```python\n{c}\n```", "# Suggest a name for {p}\n{c}"))
+    template = pick(
+        rng,
+        (
+            "{c}",
+            "What is a good name for this function?\n{c}",
+            "Name this function:\n{c}",
+            "```python\n{c}\n```",
+            "# Suggest a name for {p}\n{c}",
+        ),
+    )
     return template.format(c=code, p=placeholder), [name, *alternatives]
 
 
@@ -308,51 +655,60 @@ def gen_program_output(rng: random.Random) -> Example:
     program = _random_program(rng)
     buffer = io.StringIO()
     with contextlib.redirect_stdout(buffer):
-        exec(program, {"__builtins__": __builtins__})  # noqa: S102 - generated programs only
-    template = pick(rng, ("{p}", "What does this program print?\n{p}", "```python\n{p}\n```",
-                          "# What is the output?\n{p}"))
+        exec(program, {"__builtins__": __builtins__})
+    template = pick(
+        rng, ("{p}", "What does this program print?\n{p}", "```python\n{p}\n```", "# What is the output?\n{p}")
+    )
     return template.format(p=program), buffer.getvalue().strip()
 
 
 SPECS = [
     TaskSpec(
-        name="code_summarization", category="code",
+        name="code_summarization",
+        category="code",
         description="Summarise a Python standard-library function in one sentence from its source code.",
         instruction="Summarise what this Python function does in one sentence.",
-        metric="rouge_l", held_out=False,
+        metric="rouge_l",
+        held_out=False,
         source="Functions and methods of ~185 pure-Python stdlib modules of the running Python (3.11), their "
-               "source as inspect.getsource shows it (read from the .py files with ast); docstring removed from "
-               "the input, its first sentence (3-30 words) is the target; sources truncated to 40 lines; "
-               "deduplicated. The stdlib has fewer usable functions than 3,500, so all are used: dev and test "
-               "get their full sizes and train holds the rest.",
+        "source as inspect.getsource shows it (read from the .py files with ast); docstring removed from "
+        "the input, its first sentence (3-30 words) is the target; sources truncated to 40 lines; "
+        "deduplicated. The stdlib has fewer usable functions than 3,500, so all are used: dev and test "
+        "get their full sizes and train holds the rest.",
         generate=gen_code_summarization,
     ),
     TaskSpec(
-        name="python_eval", category="code",
+        name="python_eval",
+        category="code",
         description="Give the value of a short Python expression as Python would print it with repr().",
         instruction="Evaluate the Python expression. Answer with the repr() of its value only.",
-        metric="exact_match", held_out=False,
+        metric="exact_match",
+        held_out=False,
         source="73 expression builders (arithmetic, strings, lists, dicts, sets, comparisons, conversions) with "
-               "random operands; target = repr(eval(expression)), at most 40 characters; 6 templates.",
+        "random operands; target = repr(eval(expression)), at most 40 characters; 6 templates.",
         generate=gen_python_eval,
     ),
     TaskSpec(
-        name="function_naming", category="code",
+        name="function_naming",
+        category="code",
         description="Suggest the conventional name of a small Python function from its body.",
         instruction="Give the most fitting snake_case name for this Python function. Answer with the name only.",
-        metric="exact_match", held_out=False,
+        metric="exact_match",
+        held_out=False,
         source="42 common helper functions (is_even, factorial, count_vowels, ...) with 1-2 implementations "
-               "each, random parameter names and a placeholder function name; target = canonical name, "
-               "common alternatives also listed; 5 templates.",
+        "each, random parameter names and a placeholder function name; target = canonical name, "
+        "common alternatives also listed; 5 templates.",
         generate=gen_function_naming,
     ),
     TaskSpec(
-        name="program_output", category="code",
+        name="program_output",
+        category="code",
         description="Predict what a short Python program prints.",
         instruction="What does this Python program print? Answer with the printed output only.",
-        metric="exact_match", held_out=True,
+        metric="exact_match",
+        held_out=True,
         source="14 program shapes (loops, conditionals, string building, list and dict updates) with random "
-               "constants; target = captured stdout of running the program.",
+        "constants; target = captured stdout of running the program.",
         generate=gen_program_output,
     ),
 ]

@@ -24,38 +24,69 @@ HYPERNYMS = {
 }
 # (progressive verb phrase, hypernyms it fits)
 _ACTIVITIES = [
-    ("playing", ["musical instrument"]), ("holding", ["musical instrument", "fruit", "vegetable", "tool", "flower"]),
-    ("driving", ["vehicle"]), ("washing", ["vehicle", "animal"]), ("eating", ["fruit", "vegetable"]),
-    ("feeding", ["animal", "bird"]), ("painting", ["piece of furniture", "vehicle"]),
-    ("wearing", ["piece of clothing"]), ("carrying", ["piece of furniture", "tool", "fruit"]),
-    ("using", ["tool"]), ("watching", ["animal", "bird"]), ("photographing", ["bird", "flower", "tree", "animal"]),
-    ("planting", ["tree", "flower"]), ("repairing", ["vehicle", "piece of furniture", "musical instrument"]),
+    ("playing", ["musical instrument"]),
+    ("holding", ["musical instrument", "fruit", "vegetable", "tool", "flower"]),
+    ("driving", ["vehicle"]),
+    ("washing", ["vehicle", "animal"]),
+    ("eating", ["fruit", "vegetable"]),
+    ("feeding", ["animal", "bird"]),
+    ("painting", ["piece of furniture", "vehicle"]),
+    ("wearing", ["piece of clothing"]),
+    ("carrying", ["piece of furniture", "tool", "fruit"]),
+    ("using", ["tool"]),
+    ("watching", ["animal", "bird"]),
+    ("photographing", ["bird", "flower", "tree", "animal"]),
+    ("planting", ["tree", "flower"]),
+    ("repairing", ["vehicle", "piece of furniture", "musical instrument"]),
     ("buying", ["fruit", "vegetable", "piece of clothing", "flower"]),
 ]
 # person -> more general person words (entailed when the subject is generalised)
-_PEOPLE = {"man": ["person"], "woman": ["person"], "boy": ["child", "person"], "girl": ["child", "person"],
-           "teenager": ["person"], "chef": ["person"], "farmer": ["person"], "nurse": ["person"]}
+_PEOPLE = {
+    "man": ["person"],
+    "woman": ["person"],
+    "boy": ["child", "person"],
+    "girl": ["child", "person"],
+    "teenager": ["person"],
+    "chef": ["person"],
+    "farmer": ["person"],
+    "nurse": ["person"],
+}
 _PERSON_ADJECTIVES = ["tall", "young", "old", "smiling", "tired", "bearded", "cheerful"]
 _PLACES = ["in the park", "on the street", "at home", "near a lake", "in a garage", "at the market", "outside"]
 
 # (noun, adjective, antonym, synonym or None, unrelated-but-compatible adjective)
 _PROPERTY_PAIRS = [
-    ("soup", "hot", "cold", None, "salty"), ("door", "open", "closed", None, "wooden"),
-    ("cup", "full", "empty", None, "blue"), ("room", "dark", "bright", None, "small"),
-    ("street", "wet", "dry", None, "narrow"), ("shirt", "clean", "dirty", None, "striped"),
-    ("box", "heavy", "light", None, "square"), ("music", "loud", "quiet", None, "cheerful"),
-    ("road", "long", "short", None, "busy"), ("baby", "asleep", "awake", None, "hungry"),
-    ("car", "fast", "slow", "quick", "red"), ("house", "big", "small", "large", "old"),
-    ("girl", "happy", "sad", "glad", "tall"), ("test", "easy", "difficult", "simple", "long"),
-    ("water", "warm", "cold", None, "clear"), ("shop", "open", "closed", None, "new"),
-    ("dog", "big", "small", "large", "friendly"), ("answer", "correct", "wrong", "right", "short"),
-    ("bag", "empty", "full", None, "black"), ("man", "angry", "calm", None, "tall"),
-    ("bread", "fresh", "stale", None, "sliced"), ("sky", "cloudy", "clear", None, "beautiful"),
+    ("soup", "hot", "cold", None, "salty"),
+    ("door", "open", "closed", None, "wooden"),
+    ("cup", "full", "empty", None, "blue"),
+    ("room", "dark", "bright", None, "small"),
+    ("street", "wet", "dry", None, "narrow"),
+    ("shirt", "clean", "dirty", None, "striped"),
+    ("box", "heavy", "light", None, "square"),
+    ("music", "loud", "quiet", None, "cheerful"),
+    ("road", "long", "short", None, "busy"),
+    ("baby", "asleep", "awake", None, "hungry"),
+    ("car", "fast", "slow", "quick", "red"),
+    ("house", "big", "small", "large", "old"),
+    ("girl", "happy", "sad", "glad", "tall"),
+    ("test", "easy", "difficult", "simple", "long"),
+    ("water", "warm", "cold", None, "clear"),
+    ("shop", "open", "closed", None, "new"),
+    ("dog", "big", "small", "large", "friendly"),
+    ("answer", "correct", "wrong", "right", "short"),
+    ("bag", "empty", "full", None, "black"),
+    ("man", "angry", "calm", None, "tall"),
+    ("bread", "fresh", "stale", None, "sliced"),
+    ("sky", "cloudy", "clear", None, "beautiful"),
 ]
 
 _LEXICAL_TEMPLATES = (
-    "Premise: {p}\nHypothesis: {h}", "Sentence 1: {p}\nSentence 2: {h}", "Premise: {p} Hypothesis: {h}",
-    "P: {p}\nH: {h}", 'Given "{p}", what about "{h}"?', "Text: {p}\nClaim: {h}",
+    "Premise: {p}\nHypothesis: {h}",
+    "Sentence 1: {p}\nSentence 2: {h}",
+    "Premise: {p} Hypothesis: {h}",
+    "P: {p}\nH: {h}",
+    'Given "{p}", what about "{h}"?',
+    "Text: {p}\nClaim: {h}",
 )
 
 
@@ -78,7 +109,7 @@ def gen_lexical_nli(rng: random.Random) -> Example:
         premise = f"{det} {noun} is {adj}."
         if label == "entailment":
             other = synonym if synonym and rng.random() < 0.6 else None
-            hypothesis = (f"{det} {noun} is {other}." if other else f"{det} {noun} is not {antonym}.")
+            hypothesis = f"{det} {noun} is {other}." if other else f"{det} {noun} is not {antonym}."
         elif label == "contradiction":
             hypothesis = pick(rng, (f"{det} {noun} is {antonym}.", f"{det} {noun} is not {adj}."))
         else:
@@ -123,44 +154,88 @@ def gen_lexical_nli(rng: random.Random) -> Example:
 
 # --- answer_check ----------------------------------------------------------------------------------
 
-_CITIES = ["Paris", "Madrid", "Lisbon", "Berlin", "Dublin", "Oslo", "Rome", "Vienna", "Prague", "Boston", "Tokyo",
-           "Lima", "Cairo", "Seoul", "Toronto", "Sydney"]
+_CITIES = [
+    "Paris",
+    "Madrid",
+    "Lisbon",
+    "Berlin",
+    "Dublin",
+    "Oslo",
+    "Rome",
+    "Vienna",
+    "Prague",
+    "Boston",
+    "Tokyo",
+    "Lima",
+    "Cairo",
+    "Seoul",
+    "Toronto",
+    "Sydney",
+]
 # attribute -> (question templates, value pool, answer-sentence templates)
 _ATTRIBUTES = {
-    "work": (["Where does {n} work?", "At which place does {n} work?"],
-             ["bakery", "hospital", "library", "bank", "post office", "school", "museum", "hotel", "factory"],
-             ["{n} works at the {v}.", "The {v} is where {n} works.", "{n} has a job at the {v}.",
-              "Every morning {n} goes to work at the {v}."]),
-    "live": (["Where does {n} live?", "In which city does {n} live?"], _CITIES,
-             ["{n} lives in {v}.", "{n} has an apartment in {v} and lives there.", "{n}'s home is in {v}."]),
-    "age": (["How old is {n}?", "What is {n}'s age?"], [str(a) for a in range(8, 80)],
-            ["{n} is {v} years old.", "{n} turned {v} this year.", "{n} is a {v}-year-old."]),
-    "pet": (["What pet does {n} have?", "Which animal does {n} keep as a pet?"],
-            ["dog", "cat", "parrot", "hamster", "turtle", "rabbit", "goldfish"],
-            ["{n} has a {v} as a pet.", "{n}'s pet is a {v}.", "{n} keeps a {v} at home as a pet."]),
-    "food": (["What is {n}'s favourite food?", "Which food does {n} like best?"],
-             ["pizza", "sushi", "pasta", "curry", "tacos", "soup", "salad", "dumplings"],
-             ["{n}'s favourite food is {v}.", "{n} likes {v} more than any other food.", "Above all, {n} loves {v}."]),
-    "wake": (["When does {n} wake up?", "At what time does {n} get up?"],
-             [f"{h} o'clock" for h in ("five", "six", "seven", "eight", "nine")],
-             ["{n} wakes up at {v}.", "{n} gets up at {v} every day.", "Every day {n}'s alarm rings at {v}."]),
-    "siblings": (["How many brothers does {n} have?", "What is the number of {n}'s brothers?"],
-                 ["one", "two", "three", "four"],
-                 ["{n} has {v} brothers.", "{n} grew up with {v} brothers.",
-                  "There are {v} brothers in {n}'s family."]),
-    "car": (["What colour is {n}'s car?", "Which colour is the car that {n} drives?"],
-            ["red", "blue", "green", "black", "white", "silver", "yellow"],
-            ["{n}'s car is {v}.", "{n} drives a {v} car.", "The car {n} owns is {v}."]),
-    "month": (["In which month was {n} born?", "When is {n}'s birthday month?"],
-              ["January", "March", "May", "July", "September", "November", "April", "June"],
-              ["{n} was born in {v}.", "{n}'s birthday is in {v}.", "{n} celebrates a birthday every {v}."]),
-    "instrument": (["Which instrument does {n} play?", "What instrument can {n} play?"],
-                   ["violin", "piano", "guitar", "flute", "drums", "cello", "trumpet"],
-                   ["{n} plays the {v}.", "{n} has played the {v} since childhood.", "{n} practises the {v} daily."]),
+    "work": (
+        ["Where does {n} work?", "At which place does {n} work?"],
+        ["bakery", "hospital", "library", "bank", "post office", "school", "museum", "hotel", "factory"],
+        [
+            "{n} works at the {v}.",
+            "The {v} is where {n} works.",
+            "{n} has a job at the {v}.",
+            "Every morning {n} goes to work at the {v}.",
+        ],
+    ),
+    "live": (
+        ["Where does {n} live?", "In which city does {n} live?"],
+        _CITIES,
+        ["{n} lives in {v}.", "{n} has an apartment in {v} and lives there.", "{n}'s home is in {v}."],
+    ),
+    "age": (
+        ["How old is {n}?", "What is {n}'s age?"],
+        [str(a) for a in range(8, 80)],
+        ["{n} is {v} years old.", "{n} turned {v} this year.", "{n} is a {v}-year-old."],
+    ),
+    "pet": (
+        ["What pet does {n} have?", "Which animal does {n} keep as a pet?"],
+        ["dog", "cat", "parrot", "hamster", "turtle", "rabbit", "goldfish"],
+        ["{n} has a {v} as a pet.", "{n}'s pet is a {v}.", "{n} keeps a {v} at home as a pet."],
+    ),
+    "food": (
+        ["What is {n}'s favourite food?", "Which food does {n} like best?"],
+        ["pizza", "sushi", "pasta", "curry", "tacos", "soup", "salad", "dumplings"],
+        ["{n}'s favourite food is {v}.", "{n} likes {v} more than any other food.", "Above all, {n} loves {v}."],
+    ),
+    "wake": (
+        ["When does {n} wake up?", "At what time does {n} get up?"],
+        [f"{h} o'clock" for h in ("five", "six", "seven", "eight", "nine")],
+        ["{n} wakes up at {v}.", "{n} gets up at {v} every day.", "Every day {n}'s alarm rings at {v}."],
+    ),
+    "siblings": (
+        ["How many brothers does {n} have?", "What is the number of {n}'s brothers?"],
+        ["one", "two", "three", "four"],
+        ["{n} has {v} brothers.", "{n} grew up with {v} brothers.", "There are {v} brothers in {n}'s family."],
+    ),
+    "car": (
+        ["What colour is {n}'s car?", "Which colour is the car that {n} drives?"],
+        ["red", "blue", "green", "black", "white", "silver", "yellow"],
+        ["{n}'s car is {v}.", "{n} drives a {v} car.", "The car {n} owns is {v}."],
+    ),
+    "month": (
+        ["In which month was {n} born?", "When is {n}'s birthday month?"],
+        ["January", "March", "May", "July", "September", "November", "April", "June"],
+        ["{n} was born in {v}.", "{n}'s birthday is in {v}.", "{n} celebrates a birthday every {v}."],
+    ),
+    "instrument": (
+        ["Which instrument does {n} play?", "What instrument can {n} play?"],
+        ["violin", "piano", "guitar", "flute", "drums", "cello", "trumpet"],
+        ["{n} plays the {v}.", "{n} has played the {v} since childhood.", "{n} practises the {v} daily."],
+    ),
 }
 _QA_TEMPLATES = (
-    "Question: {q}\nSentence: {s}", "Question: {q}\nCandidate answer: {s}", "Q: {q}\nA: {s}",
-    "Does the sentence answer the question?\nQuestion: {q}\nSentence: {s}", "{q}\n{s}",
+    "Question: {q}\nSentence: {s}",
+    "Question: {q}\nCandidate answer: {s}",
+    "Q: {q}\nA: {s}",
+    "Does the sentence answer the question?\nQuestion: {q}\nSentence: {s}",
+    "{q}\n{s}",
     'Question: "{q}" Sentence: "{s}"',
 )
 
@@ -187,8 +262,11 @@ def gen_answer_check(rng: random.Random) -> Example:
 
 _COUNT_NOUNS = ["apple", "book", "coin", "stamp", "marble", "pencil", "cookie", "ticket", "shell", "card"]
 _COMPARISONS = {  # phrase -> test on (actual, k)
-    "more than": lambda a, k: a > k, "fewer than": lambda a, k: a < k, "at least": lambda a, k: a >= k,
-    "at most": lambda a, k: a <= k, "exactly": lambda a, k: a == k,
+    "more than": lambda a, k: a > k,
+    "fewer than": lambda a, k: a < k,
+    "at least": lambda a, k: a >= k,
+    "at most": lambda a, k: a <= k,
+    "exactly": lambda a, k: a == k,
 }
 
 
@@ -229,25 +307,47 @@ def gen_numeric_nli(rng: random.Random) -> Example:
         hypothesis = f"{name} now has {quantity}."
     else:
         hypothesis = f"{name} has {quantity}."
-    template = pick(rng, ("Premise: {p}\nHypothesis: {h}", "Premise: {p} Hypothesis: {h}", "Fact: {p}\nClaim: {h}",
-                          "Statement: {p}\nConclusion: {h}", "P: {p}\nH: {h}"))
+    template = pick(
+        rng,
+        (
+            "Premise: {p}\nHypothesis: {h}",
+            "Premise: {p} Hypothesis: {h}",
+            "Fact: {p}\nClaim: {h}",
+            "Statement: {p}\nConclusion: {h}",
+            "P: {p}\nH: {h}",
+        ),
+    )
     return template.format(p=premise, h=hypothesis), "entailment" if want else "contradiction"
 
 
 # --- quantifier_nli (held out) ---------------------------------------------------------------------
 
-_GROUPS = [("students", "student", "in the class"), ("guests", "guest", "at the party"),
-           ("players", "player", "on the team"), ("workers", "worker", "in the factory"),
-           ("children", "child", "in the school"), ("passengers", "passenger", "on the bus")]
-_PREDICATES = ["passed the exam", "arrived late", "wore a hat", "liked the food", "brought an umbrella",
-               "spoke French"]
+_GROUPS = [
+    ("students", "student", "in the class"),
+    ("guests", "guest", "at the party"),
+    ("players", "player", "on the team"),
+    ("workers", "worker", "in the factory"),
+    ("children", "child", "in the school"),
+    ("passengers", "passenger", "on the bus"),
+]
+_PREDICATES = ["passed the exam", "arrived late", "wore a hat", "liked the food", "brought an umbrella", "spoke French"]
 # (premise quantifier, hypothesis quantifier) -> label; quantifier sentence builders below.
 _QUANTIFIER_TABLE = {
-    ("all", "some"): "entailment", ("all", "no"): "contradiction", ("all", "not all"): "contradiction",
-    ("some", "all"): "neutral", ("some", "no"): "contradiction", ("some", "not all"): "neutral",
-    ("no", "some"): "contradiction", ("no", "all"): "contradiction", ("no", "not all"): "entailment",
-    ("not all", "no"): "neutral", ("not all", "all"): "contradiction", ("not all", "some"): "neutral",
-    ("most", "some"): "entailment", ("most", "no"): "contradiction", ("most", "all"): "neutral",
+    ("all", "some"): "entailment",
+    ("all", "no"): "contradiction",
+    ("all", "not all"): "contradiction",
+    ("some", "all"): "neutral",
+    ("some", "no"): "contradiction",
+    ("some", "not all"): "neutral",
+    ("no", "some"): "contradiction",
+    ("no", "all"): "contradiction",
+    ("no", "not all"): "entailment",
+    ("not all", "no"): "neutral",
+    ("not all", "all"): "contradiction",
+    ("not all", "some"): "neutral",
+    ("most", "some"): "entailment",
+    ("most", "no"): "contradiction",
+    ("most", "all"): "neutral",
 }
 
 
@@ -273,41 +373,49 @@ def gen_quantifier_nli(rng: random.Random) -> Example:
 
 SPECS = [
     TaskSpec(
-        name="lexical_nli", category="nli",
+        name="lexical_nli",
+        category="nli",
         description="Decide whether a premise entails, contradicts or is neutral to a hypothesis via word meanings.",
         instruction="Does the premise entail the hypothesis? Answer with entailment, neutral or contradiction only.",
-        metric="exact_match", held_out=False,
+        metric="exact_match",
+        held_out=False,
         source="Sentence pairs from a hypernym lexicon (11 classes, 68 hyponyms; hyponym->hypernym = entailment, "
-               "reverse or added detail = neutral, negated hypernym = contradiction) and 22 adjective "
-               "antonym/synonym pairs; labels balanced; 6 templates.",
+        "reverse or added detail = neutral, negated hypernym = contradiction) and 22 adjective "
+        "antonym/synonym pairs; labels balanced; 6 templates.",
         generate=gen_lexical_nli,
     ),
     TaskSpec(
-        name="answer_check", category="nli",
+        name="answer_check",
+        category="nli",
         description="Decide whether a sentence answers a question about a person.",
         instruction="Does the sentence answer the question? Answer with yes or no only.",
-        metric="exact_match", held_out=False,
+        metric="exact_match",
+        held_out=False,
         source="Ten personal attributes (work place, city, age, pet, ...) with question and statement templates; "
-               "'no' pairs state another attribute of the same person or the same attribute of another person; "
-               "labels balanced.",
+        "'no' pairs state another attribute of the same person or the same attribute of another person; "
+        "labels balanced.",
         generate=gen_answer_check,
     ),
     TaskSpec(
-        name="numeric_nli", category="nli",
+        name="numeric_nli",
+        category="nli",
         description="Decide whether a quantity statement (more than, at least, exactly, ...) follows from a premise.",
         instruction="Does the premise entail the hypothesis? Answer with entailment or contradiction only.",
-        metric="exact_match", held_out=False,
+        metric="exact_match",
+        held_out=False,
         source="Premises with counts 1-20 (some as a sum or difference), hypotheses with more than / fewer than / "
-               "at least / at most / exactly k; numbers in digits or words; labels balanced.",
+        "at least / at most / exactly k; numbers in digits or words; labels balanced.",
         generate=gen_numeric_nli,
     ),
     TaskSpec(
-        name="quantifier_nli", category="nli",
+        name="quantifier_nli",
+        category="nli",
         description="Decide the relation between two sentences that differ in their quantifier (all, some, no, most).",
         instruction="Does the premise entail the hypothesis? Answer with entailment, neutral or contradiction only.",
-        metric="exact_match", held_out=True,
+        metric="exact_match",
+        held_out=True,
         source="Premise/hypothesis pairs over 6 groups x 6 predicates with quantifiers all/some/no/not all/most; "
-               "label from a fixed table of quantifier entailments (existential import assumed).",
+        "label from a fixed table of quantifier entailments (existential import assumed).",
         generate=gen_quantifier_nli,
     ),
 ]

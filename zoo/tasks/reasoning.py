@@ -31,11 +31,20 @@ def gen_boolean_expressions(rng: random.Random) -> Example:
             break
     if rng.random() < 0.15:
         expr = f"not ( {expr} )"
-    value = str(eval(expr))  # noqa: S307 - expression built above from True/False/and/or/not only
-    template = pick(rng, (
-        "{e} is", "Evaluate: {e}", "What is the value of {e}?", "Is the following expression True or False? {e}",
-        "{e} =", "Boolean expression: {e}", "Compute the truth value of: {e}", "Q: {e} is",
-    ))
+    value = str(eval(expr))
+    template = pick(
+        rng,
+        (
+            "{e} is",
+            "Evaluate: {e}",
+            "What is the value of {e}?",
+            "Is the following expression True or False? {e}",
+            "{e} =",
+            "Boolean expression: {e}",
+            "Compute the truth value of: {e}",
+            "Q: {e} is",
+        ),
+    )
     return template.format(e=expr), value
 
 
@@ -43,22 +52,68 @@ def gen_boolean_expressions(rng: random.Random) -> Example:
 
 # (singular, plural) per category; irregular plurals are spelled out.
 COUNTABLE_OBJECTS = {
-    "fruits": [("apple", "apples"), ("banana", "bananas"), ("orange", "oranges"), ("peach", "peaches"),
-               ("plum", "plums"), ("grape", "grapes"), ("strawberry", "strawberries"), ("nectarine", "nectarines"),
-               ("raspberry", "raspberries"), ("blackberry", "blackberries")],
-    "vegetables": [("carrot", "carrots"), ("potato", "potatoes"), ("onion", "onions"), ("cabbage", "cabbages"),
-                   ("head of broccoli", "heads of broccoli"), ("stalk of celery", "stalks of celery"),
-                   ("yam", "yams"), ("cauliflower", "cauliflowers"), ("head of garlic", "heads of garlic"),
-                   ("lettuce head", "lettuce heads")],
-    "animals": [("dog", "dogs"), ("cat", "cats"), ("rabbit", "rabbits"), ("goat", "goats"), ("cow", "cows"),
-                ("pig", "pigs"), ("chicken", "chickens"), ("duck", "ducks"), ("donkey", "donkeys"),
-                ("mouse", "mice"), ("fish", "fish"), ("snake", "snakes"), ("frog", "frogs"), ("snail", "snails")],
-    "musical instruments": [("piano", "pianos"), ("flute", "flutes"), ("trumpet", "trumpets"), ("violin", "violins"),
-                            ("drum", "drums"), ("clarinet", "clarinets"), ("trombone", "trombones"),
-                            ("accordion", "accordions")],
-    "objects": [("chair", "chairs"), ("table", "tables"), ("bed", "beds"), ("couch", "couches"), ("lamp", "lamps"),
-                ("stove", "stoves"), ("microwave", "microwaves"), ("car", "cars"), ("oven", "ovens"),
-                ("fridge", "fridges")],
+    "fruits": [
+        ("apple", "apples"),
+        ("banana", "bananas"),
+        ("orange", "oranges"),
+        ("peach", "peaches"),
+        ("plum", "plums"),
+        ("grape", "grapes"),
+        ("strawberry", "strawberries"),
+        ("nectarine", "nectarines"),
+        ("raspberry", "raspberries"),
+        ("blackberry", "blackberries"),
+    ],
+    "vegetables": [
+        ("carrot", "carrots"),
+        ("potato", "potatoes"),
+        ("onion", "onions"),
+        ("cabbage", "cabbages"),
+        ("head of broccoli", "heads of broccoli"),
+        ("stalk of celery", "stalks of celery"),
+        ("yam", "yams"),
+        ("cauliflower", "cauliflowers"),
+        ("head of garlic", "heads of garlic"),
+        ("lettuce head", "lettuce heads"),
+    ],
+    "animals": [
+        ("dog", "dogs"),
+        ("cat", "cats"),
+        ("rabbit", "rabbits"),
+        ("goat", "goats"),
+        ("cow", "cows"),
+        ("pig", "pigs"),
+        ("chicken", "chickens"),
+        ("duck", "ducks"),
+        ("donkey", "donkeys"),
+        ("mouse", "mice"),
+        ("fish", "fish"),
+        ("snake", "snakes"),
+        ("frog", "frogs"),
+        ("snail", "snails"),
+    ],
+    "musical instruments": [
+        ("piano", "pianos"),
+        ("flute", "flutes"),
+        ("trumpet", "trumpets"),
+        ("violin", "violins"),
+        ("drum", "drums"),
+        ("clarinet", "clarinets"),
+        ("trombone", "trombones"),
+        ("accordion", "accordions"),
+    ],
+    "objects": [
+        ("chair", "chairs"),
+        ("table", "tables"),
+        ("bed", "beds"),
+        ("couch", "couches"),
+        ("lamp", "lamps"),
+        ("stove", "stoves"),
+        ("microwave", "microwaves"),
+        ("car", "cars"),
+        ("oven", "ovens"),
+        ("fridge", "fridges"),
+    ],
 }
 
 
@@ -77,48 +132,214 @@ def gen_object_counting(rng: random.Random) -> Example:
     rng.shuffle(items)
     listing = join_and([_quantity_phrase(counts[it], *it) for it in items], oxford=rng.random() < 0.5)
     total = sum(counts[it] for it in targets)
-    template = pick(rng, (
-        "I have {l}. How many {c} do I have?",
-        "I have {l}. How many {c} are there?",
-        "In my house there are {l}. How many {c} are there?",
-        "My friend gave me {l}. How many {c} did I get?",
-        "At the market I bought {l}. How many {c} did I buy?",
-        "There are {l} on the farm. How many {c} are there?",
-        "Tom owns {l}. How many {c} does Tom own?",
-        "Count the {c}: I have {l}.",
-    ))
+    template = pick(
+        rng,
+        (
+            "I have {l}. How many {c} do I have?",
+            "I have {l}. How many {c} are there?",
+            "In my house there are {l}. How many {c} are there?",
+            "My friend gave me {l}. How many {c} did I get?",
+            "At the market I bought {l}. How many {c} did I buy?",
+            "There are {l} on the farm. How many {c} are there?",
+            "Tom owns {l}. How many {c} does Tom own?",
+            "Count the {c}: I have {l}.",
+        ),
+    )
     return template.format(l=listing, c=category), [str(total), number_to_words(total)]
 
 
 # --- word_sorting --------------------------------------------------------------------------------
 
-SORTING_WORDS = """
-anchor apple arrow autumn bakery balloon banana basket beach bicycle blanket bottle bridge bucket butter
-cabin camera candle canyon carpet castle cattle cello cherry circle cliff cloud clover coffee comet copper
-cotton crayon cricket crystal curtain dancer desert diamond dinner dolphin donkey dragon drawer dream eagle
-echo elbow engine eraser falcon feather fence fiddle finger forest fossil fountain garden garlic giant
-ginger glacier glove goose granite guitar hammer harbor harvest helmet hollow honey horizon island ivory
-jacket jelly jungle kettle kitten ladder lantern lemon letter lizard magnet mango maple marble meadow melon
-mirror monkey morning mountain muffin needle nest noodle notebook ocean olive onion orbit orchard oyster
-paddle palace panda paper parrot pebble pencil pepper pillow pirate planet pocket pony potato puzzle quartz
-quilt rabbit radio rainbow raven ribbon river rocket saddle salmon sandal school shadow shelter silver
-sketch spider spoon squirrel stable station stone sugar summer sunset swallow table tiger timber tomato
-tower tractor trumpet tunnel turtle umbrella valley velvet violin voyage wagon walnut window winter wizard
-yellow yogurt zebra zipper
-""".split()
+SORTING_WORDS = [
+    "anchor",
+    "apple",
+    "arrow",
+    "autumn",
+    "bakery",
+    "balloon",
+    "banana",
+    "basket",
+    "beach",
+    "bicycle",
+    "blanket",
+    "bottle",
+    "bridge",
+    "bucket",
+    "butter",
+    "cabin",
+    "camera",
+    "candle",
+    "canyon",
+    "carpet",
+    "castle",
+    "cattle",
+    "cello",
+    "cherry",
+    "circle",
+    "cliff",
+    "cloud",
+    "clover",
+    "coffee",
+    "comet",
+    "copper",
+    "cotton",
+    "crayon",
+    "cricket",
+    "crystal",
+    "curtain",
+    "dancer",
+    "desert",
+    "diamond",
+    "dinner",
+    "dolphin",
+    "donkey",
+    "dragon",
+    "drawer",
+    "dream",
+    "eagle",
+    "echo",
+    "elbow",
+    "engine",
+    "eraser",
+    "falcon",
+    "feather",
+    "fence",
+    "fiddle",
+    "finger",
+    "forest",
+    "fossil",
+    "fountain",
+    "garden",
+    "garlic",
+    "giant",
+    "ginger",
+    "glacier",
+    "glove",
+    "goose",
+    "granite",
+    "guitar",
+    "hammer",
+    "harbor",
+    "harvest",
+    "helmet",
+    "hollow",
+    "honey",
+    "horizon",
+    "island",
+    "ivory",
+    "jacket",
+    "jelly",
+    "jungle",
+    "kettle",
+    "kitten",
+    "ladder",
+    "lantern",
+    "lemon",
+    "letter",
+    "lizard",
+    "magnet",
+    "mango",
+    "maple",
+    "marble",
+    "meadow",
+    "melon",
+    "mirror",
+    "monkey",
+    "morning",
+    "mountain",
+    "muffin",
+    "needle",
+    "nest",
+    "noodle",
+    "notebook",
+    "ocean",
+    "olive",
+    "onion",
+    "orbit",
+    "orchard",
+    "oyster",
+    "paddle",
+    "palace",
+    "panda",
+    "paper",
+    "parrot",
+    "pebble",
+    "pencil",
+    "pepper",
+    "pillow",
+    "pirate",
+    "planet",
+    "pocket",
+    "pony",
+    "potato",
+    "puzzle",
+    "quartz",
+    "quilt",
+    "rabbit",
+    "radio",
+    "rainbow",
+    "raven",
+    "ribbon",
+    "river",
+    "rocket",
+    "saddle",
+    "salmon",
+    "sandal",
+    "school",
+    "shadow",
+    "shelter",
+    "silver",
+    "sketch",
+    "spider",
+    "spoon",
+    "squirrel",
+    "stable",
+    "station",
+    "stone",
+    "sugar",
+    "summer",
+    "sunset",
+    "swallow",
+    "table",
+    "tiger",
+    "timber",
+    "tomato",
+    "tower",
+    "tractor",
+    "trumpet",
+    "tunnel",
+    "turtle",
+    "umbrella",
+    "valley",
+    "velvet",
+    "violin",
+    "voyage",
+    "wagon",
+    "walnut",
+    "window",
+    "winter",
+    "wizard",
+    "yellow",
+    "yogurt",
+    "zebra",
+    "zipper",
+]
 
 
 def gen_word_sorting(rng: random.Random) -> Example:
     words = rng.sample(SORTING_WORDS, rng.randint(3, 5))
     answer = " ".join(sorted(words))
-    template = pick(rng, (
-        "Sort the following words alphabetically: List: {s}",
-        "Put these words in alphabetical order: {c}",
-        "Alphabetize: {s}",
-        "Arrange the words in dictionary order: {c}",
-        "List: {s}\nSort them alphabetically.",
-        "Order these words from A to Z: {c}",
-    ))
+    template = pick(
+        rng,
+        (
+            "Sort the following words alphabetically: List: {s}",
+            "Put these words in alphabetical order: {c}",
+            "Alphabetize: {s}",
+            "Arrange the words in dictionary order: {c}",
+            "List: {s}\nSort them alphabetically.",
+            "Order these words from A to Z: {c}",
+        ),
+    )
     return template.format(s=" ".join(words), c=", ".join(words)), answer
 
 
@@ -140,18 +361,29 @@ def _arith_expr(rng: random.Random, n_ops: int) -> str:
 def gen_multistep_arithmetic(rng: random.Random) -> Example:
     while True:
         expr = _arith_expr(rng, 2 if rng.random() < 0.7 else 3)
-        value = eval(expr)  # noqa: S307 - digits, + - * and parentheses only
+        value = eval(expr)
         if abs(value) <= 99:
             break
-    template = pick(rng, ("{e} =", "Compute {e}.", "What is {e}?", "Calculate: {e}", "Evaluate {e}",
-                          "Solve: {e} = ?"))
+    template = pick(rng, ("{e} =", "Compute {e}.", "What is {e}?", "Calculate: {e}", "Evaluate {e}", "Solve: {e} = ?"))
     return template.format(e=expr), str(value)
 
 
 # --- date_understanding --------------------------------------------------------------------------
 
-_MONTHS = ["January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
-           "November", "December"]
+_MONTHS = [
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+]
 
 
 def _format_date(rng: random.Random, date: dt.date) -> str:
@@ -175,28 +407,54 @@ def gen_date_understanding(rng: random.Random) -> Example:
     kind = rng.randrange(6)
     if kind == 0:
         n = rng.randint(2, 10)
-        question, offset = pick(rng, (f"What is the date {n} days after {d}?", f"What date is {n} days after {d}?",
-                                      f"Today is {d}. What is the date in {n} days?")), n
+        question, offset = (
+            pick(
+                rng,
+                (
+                    f"What is the date {n} days after {d}?",
+                    f"What date is {n} days after {d}?",
+                    f"Today is {d}. What is the date in {n} days?",
+                ),
+            ),
+            n,
+        )
     elif kind == 1:
         n = rng.randint(2, 10)
-        question, offset = pick(rng, (f"What is the date {n} days before {d}?", f"What date was {n} days before {d}?",
-                                      f"Today is {d}. What was the date {n} days ago?")), -n
+        question, offset = (
+            pick(
+                rng,
+                (
+                    f"What is the date {n} days before {d}?",
+                    f"What date was {n} days before {d}?",
+                    f"Today is {d}. What was the date {n} days ago?",
+                ),
+            ),
+            -n,
+        )
     elif kind == 2:
-        question, offset = pick(rng, (f"Today is {d}. What is the date tomorrow?",
-                                      f"If today is {d}, what is tomorrow's date?")), 1
+        question, offset = (
+            pick(rng, (f"Today is {d}. What is the date tomorrow?", f"If today is {d}, what is tomorrow's date?")),
+            1,
+        )
     elif kind == 3:
-        question, offset = pick(rng, (f"Today is {d}. What was the date yesterday?",
-                                      f"If today is {d}, what was yesterday's date?")), -1
+        question, offset = (
+            pick(rng, (f"Today is {d}. What was the date yesterday?", f"If today is {d}, what was yesterday's date?")),
+            -1,
+        )
     elif kind == 4:
         weeks = rng.randint(1, 2)
         unit = "one week" if weeks == 1 else "two weeks"
-        question, offset = pick(rng, (f"What is the date {unit} after {d}?",
-                                      f"Today is {d}. What is the date {unit} from today?")), 7 * weeks
+        question, offset = (
+            pick(rng, (f"What is the date {unit} after {d}?", f"Today is {d}. What is the date {unit} from today?")),
+            7 * weeks,
+        )
     else:
         weeks = rng.randint(1, 2)
         unit = "one week" if weeks == 1 else "two weeks"
-        question, offset = pick(rng, (f"What was the date {unit} before {d}?",
-                                      f"Today is {d}. What was the date {unit} ago?")), -7 * weeks
+        question, offset = (
+            pick(rng, (f"What was the date {unit} before {d}?", f"Today is {d}. What was the date {unit} ago?")),
+            -7 * weeks,
+        )
     return question, (start + dt.timedelta(days=offset)).isoformat()
 
 
@@ -247,10 +505,16 @@ _SCENES = [
         "intro": "A fruit stand sells three fruits: {objs}.",
         "before": "The {a} are more expensive than the {b}.",
         "after": "The {a} are cheaper than the {b}.",
-        "pos": ["The {a} are the most expensive.", "The {a} are the second-most expensive.",
-                "The {a} are the cheapest."],
-        "ask": ["Which fruit is the most expensive?", "Which fruit is the second-most expensive?",
-                "Which fruit is the cheapest?"],
+        "pos": [
+            "The {a} are the most expensive.",
+            "The {a} are the second-most expensive.",
+            "The {a} are the cheapest.",
+        ],
+        "ask": [
+            "Which fruit is the most expensive?",
+            "Which fruit is the second-most expensive?",
+            "Which fruit is the cheapest?",
+        ],
     },
 ]
 
@@ -294,8 +558,9 @@ def gen_logical_deduction(rng: random.Random) -> Example:
         else:
             sentences.append(scene[kind].format(a=a, b=b))
     q = rng.randrange(3)
-    listed = [with_article(o) if scene["noun"] == "bird" else (f"a {o} one" if scene["noun"] == "book" else o)
-              for o in objs]
+    listed = [
+        with_article(o) if scene["noun"] == "bird" else (f"a {o} one" if scene["noun"] == "book" else o) for o in objs
+    ]
     intro = scene["intro"].format(objs=join_and(listed, oxford=rng.random() < 0.5))
     text = " ".join([intro, *sentences, scene["ask"][q]])
     return text, _scene_answer(scene, order[q])
@@ -304,12 +569,27 @@ def gen_logical_deduction(rng: random.Random) -> Example:
 # --- tracking_shuffled_objects (held out) --------------------------------------------------------
 
 _TRACKED = [
-    ("ball", ["red", "blue", "green", "yellow", "purple", "orange", "white", "black", "pink"],
-     "are playing a game with balls", "swap balls", "Which ball does {p} have at the end?"),
-    ("book", ["Frankenstein", "Ulysses", "Hamlet", "Emma", "Dracula", "Moby-Dick", "Beloved", "Lolita"],
-     "are each reading a book", "trade books", "Which book is {p} reading at the end?"),
-    ("present", ["red", "blue", "green", "yellow", "purple", "orange", "white", "black", "pink"],
-     "are holding wrapped presents", "swap presents", "Which present does {p} hold at the end?"),
+    (
+        "ball",
+        ["red", "blue", "green", "yellow", "purple", "orange", "white", "black", "pink"],
+        "are playing a game with balls",
+        "swap balls",
+        "Which ball does {p} have at the end?",
+    ),
+    (
+        "book",
+        ["Frankenstein", "Ulysses", "Hamlet", "Emma", "Dracula", "Moby-Dick", "Beloved", "Lolita"],
+        "are each reading a book",
+        "trade books",
+        "Which book is {p} reading at the end?",
+    ),
+    (
+        "present",
+        ["red", "blue", "green", "yellow", "purple", "orange", "white", "black", "pink"],
+        "are holding wrapped presents",
+        "swap presents",
+        "Which present does {p} hold at the end?",
+    ),
     ("partner", FIRST_NAMES, "are dancers at a square dance", "trade partners", "Who is {p} dancing with at the end?"),
 ]
 
@@ -329,8 +609,11 @@ def gen_tracking_shuffled_objects(rng: random.Random) -> Example:
         describe = lambda it: it  # noqa: E731
         answer_of = lambda it: [it]  # noqa: E731
     owns = "is dancing with" if kind == "partner" else ("is reading" if kind == "book" else "has")
-    intro = f"{join_and(people)} {setup}. At the start, " + join_and(
-        [f"{p} {owns} {describe(holding[p])}" for p in people]) + "."
+    intro = (
+        f"{join_and(people)} {setup}. At the start, "
+        + join_and([f"{p} {owns} {describe(holding[p])}" for p in people])
+        + "."
+    )
     steps = []
     for step in range(rng.randint(2, 4)):
         a, b = rng.sample(people, 2)
@@ -344,65 +627,79 @@ def gen_tracking_shuffled_objects(rng: random.Random) -> Example:
 
 SPECS = [
     TaskSpec(
-        name="boolean_expressions", category="reasoning",
+        name="boolean_expressions",
+        category="reasoning",
         description="Evaluate a Python-style boolean expression built from True, False, not, and, or and parentheses.",
         instruction="Evaluate the boolean expression. Answer with True or False only.",
-        metric="exact_match", held_out=False,
+        metric="exact_match",
+        held_out=False,
         source="Random expression trees over True/False with not/and/or and BBH-style spaced parentheses; "
-               "target = Python eval of the expression; 8 phrasing templates.",
+        "target = Python eval of the expression; 8 phrasing templates.",
         generate=gen_boolean_expressions,
     ),
     TaskSpec(
-        name="object_counting", category="reasoning",
+        name="object_counting",
+        category="reasoning",
         description="Count how many items of one category (fruits, vegetables, animals, instruments) are listed.",
         instruction="Count the items asked about. Answer with a number only.",
-        metric="exact_match", held_out=False,
+        metric="exact_match",
+        held_out=False,
         source="BBH-style lists of 1-6 item kinds with quantities one to three written as words, drawn from "
-               "lexicons of fruits, vegetables, animals, instruments and household objects; 8 templates.",
+        "lexicons of fruits, vegetables, animals, instruments and household objects; 8 templates.",
         generate=gen_object_counting,
     ),
     TaskSpec(
-        name="word_sorting", category="reasoning",
+        name="word_sorting",
+        category="reasoning",
         description="Sort three to five English words alphabetically.",
         instruction="Sort the words alphabetically. Answer with the sorted words separated by single spaces.",
-        metric="exact_match", held_out=False,
+        metric="exact_match",
+        held_out=False,
         source="3-5 distinct words sampled from a 230-word lexicon; target = sorted words; 6 templates.",
         generate=gen_word_sorting,
     ),
     TaskSpec(
-        name="multistep_arithmetic", category="reasoning",
+        name="multistep_arithmetic",
+        category="reasoning",
         description="Compute a parenthesised arithmetic expression with two or three operations on one-digit integers.",
         instruction="Compute the value of the arithmetic expression. Answer with the integer only.",
-        metric="exact_match", held_out=False,
+        metric="exact_match",
+        held_out=False,
         source="Random expression trees of 2-3 operators (+, -, *) over integers -9..9, results within "
-               "[-99, 99]; target = Python eval; 6 templates.",
+        "[-99, 99]; target = Python eval; 6 templates.",
         generate=gen_multistep_arithmetic,
     ),
     TaskSpec(
-        name="date_understanding", category="reasoning",
+        name="date_understanding",
+        category="reasoning",
         description="Shift a calendar date by a few days or weeks and give the resulting date.",
         instruction="Answer with the date in YYYY-MM-DD format only.",
-        metric="exact_match", held_out=False,
+        metric="exact_match",
+        held_out=False,
         source="Random dates 2000-2029 (biased towards month ends) in four written formats, shifted by 1-10 "
-               "days or 1-2 weeks forward or back; target computed with datetime.",
+        "days or 1-2 weeks forward or back; target computed with datetime.",
         generate=gen_date_understanding,
     ),
     TaskSpec(
-        name="logical_deduction", category="reasoning",
+        name="logical_deduction",
+        category="reasoning",
         description="Deduce the order of three objects from clues and name the one in a given position.",
         instruction="Use the clues to work out the order. Answer with the name of the object or person only.",
-        metric="exact_match", held_out=False,
+        metric="exact_match",
+        held_out=False,
         source="Five scenes (books on a shelf, birds on a branch, a race, heights, fruit prices); a hidden "
-               "random order and clues added until exactly one order fits (checked by brute force).",
+        "random order and clues added until exactly one order fits (checked by brute force).",
         generate=gen_logical_deduction,
     ),
     TaskSpec(
-        name="tracking_shuffled_objects", category="reasoning",
+        name="tracking_shuffled_objects",
+        category="reasoning",
         description="Track which object each of three people holds after a sequence of pairwise swaps.",
         instruction="Follow the swaps. Answer with the final object or partner only.",
-        metric="exact_match", held_out=True,
+        metric="exact_match",
+        held_out=True,
         source="BBH-style: three people, three items (balls, books, presents, dance partners), 2-4 random swaps; "
-               "target = the asked person's item after simulating the swaps.",
+        "target = the asked person's item after simulating the swaps.",
         generate=gen_tracking_shuffled_objects,
     ),
 ]

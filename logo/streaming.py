@@ -58,7 +58,7 @@ class GenerationStream:
     def close(self) -> None:
         self._cancel.set()
 
-    def __enter__(self) -> "GenerationStream":
+    def __enter__(self) -> GenerationStream:
         return self
 
     def __exit__(self, *exc) -> None:

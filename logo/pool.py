@@ -135,7 +135,9 @@ def load_adapter(directory: Path, name: str | None = None) -> LoraAdapter:
         factors[module] = (a, b)
         scalings[module] = float(scale)
     digest = hashlib.sha256(weights_path.read_bytes() + config_path.read_bytes()).hexdigest()[:16]
-    return LoraAdapter(name=name, source=str(directory), factors=factors, scalings=scalings, digest=digest, config=config)
+    return LoraAdapter(
+        name=name, source=str(directory), factors=factors, scalings=scalings, digest=digest, config=config
+    )
 
 
 def validate_adapter(adapter: LoraAdapter, model: nn.Module) -> None:
@@ -168,7 +170,9 @@ class AdapterPool:
 
     def __init__(self, adapters: list[LoraAdapter], model: nn.Module):
         if not adapters:
-            raise ValueError("the adapter pool is empty: give at least one adapter directory")
+            raise ValueError(
+                "the adapter pool is empty: give at least one adapter directory or hub id (EngineConfig.adapters, --adapters)"
+            )
         names = [a.name for a in adapters]
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
@@ -185,14 +189,20 @@ class AdapterPool:
         }
 
     @classmethod
-    def load(cls, sources, model: nn.Module) -> "AdapterPool":
+    def load(cls, sources, model: nn.Module) -> AdapterPool:
         return cls([load_adapter(d) for d in discover_adapters(sources)], model)
 
     @classmethod
     def random(
-        cls, model: nn.Module, n: int, rank: int = 16, targets: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj"),
-        alpha: float = 32.0, seed: int = 0, b_std: float = 0.01,
-    ) -> "AdapterPool":
+        cls,
+        model: nn.Module,
+        n: int,
+        rank: int = 16,
+        targets: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj"),
+        alpha: float = 32.0,
+        seed: int = 0,
+        b_std: float = 0.01,
+    ) -> AdapterPool:
         """N random adapters stacked directly on the model's device (benchmarks at 8B scale: no files, no copies).
 
         A ~ N(0, 1/d_in), B ~ N(0, b_std^2): with the default, deltas of about 1% of typical weights, like
@@ -208,8 +218,12 @@ class AdapterPool:
         for name, module in model.named_modules():
             module = getattr(module, "base", module)
             if isinstance(module, nn.Linear) and name.rsplit(".", 1)[-1] in targets and ".layers." in name:
-                a = torch.randn(n, rank, module.in_features, generator=generator, device=param.device, dtype=param.dtype)
-                b = torch.randn(n, module.out_features, rank, generator=generator, device=param.device, dtype=param.dtype)
+                a = torch.randn(
+                    n, rank, module.in_features, generator=generator, device=param.device, dtype=param.dtype
+                )
+                b = torch.randn(
+                    n, module.out_features, rank, generator=generator, device=param.device, dtype=param.dtype
+                )
                 pool.modules[name] = StackedModule(
                     a=a.mul_(module.in_features**-0.5),
                     b=b.mul_(b_std),

@@ -34,7 +34,7 @@ class CalibrationStats:
         )
 
     @classmethod
-    def from_signals(cls, key: str, adapters: tuple[str, ...], signals: dict[str, torch.Tensor]) -> "CalibrationStats":
+    def from_signals(cls, key: str, adapters: tuple[str, ...], signals: dict[str, torch.Tensor]) -> CalibrationStats:
         """signals: signal name -> (P, N) raw signals of P reference prompts."""
         n_prompts = next(iter(signals.values())).shape[0]
         if n_prompts < 2:

@@ -27,7 +27,9 @@ def decoder_blocks(model: nn.Module) -> nn.ModuleList:
     for module in model.modules():
         if isinstance(module, nn.ModuleList) and len(module) == n_layers:
             return module
-    raise ValueError(f"cannot find the transformer blocks of {type(model).__name__}: no ModuleList of num_hidden_layers")
+    raise ValueError(
+        f"cannot find the transformer blocks of {type(model).__name__}: no ModuleList of num_hidden_layers"
+    )
 
 
 def block_index(model: nn.Module, block: int) -> int:

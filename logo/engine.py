@@ -150,14 +150,18 @@ class LoGoEngine:
                 with self._lock.read():
                     inputs = probe_inputs_at_blocks(self.model, ids, mask, probe, list(stacks))  # block -> (B, d_in)
                     for b, stack in stacks.items():
-                        outputs = lora_outputs(inputs[b].to(stack.a.dtype), stack.a, stack.b, stack.scaling)  # (B, N, d_out)
+                        outputs = lora_outputs(
+                            inputs[b].to(stack.a.dtype), stack.a, stack.b, stack.scaling
+                        )  # (B, N, d_out)
                         for signal in chunks[b]:
                             chunks[b][signal].append(signal_from_outputs(outputs, signal).cpu())
             finally:
                 self._active.reset(token)
         return {b: {s: torch.cat(parts) for s, parts in by_signal.items()} for b, by_signal in chunks.items()}
 
-    def calibration_stats(self, probe: ProbeConfig | None = None, prompts: Sequence[str] | None = None) -> CalibrationStats:
+    def calibration_stats(
+        self, probe: ProbeConfig | None = None, prompts: Sequence[str] | None = None
+    ) -> CalibrationStats:
         """Per-adapter mean/std of both signals on reference prompts (the generic set by default); cached."""
         probe = probe or ProbeConfig()
         prompts = list(prompts) if prompts is not None else read_reference_prompts(self.config.reference_prompts)
@@ -188,7 +192,9 @@ class LoGoEngine:
         for name in exclude:
             self.pool.index(name)  # an unknown name is an error, not a silent no-op
         if config.k > len(allowed):
-            raise ValueError(f"k={config.k} is larger than the pool of {len(allowed)} selectable adapters: choose k <= {len(allowed)}")
+            raise ValueError(
+                f"k={config.k} is larger than the pool of {len(allowed)} selectable adapters: choose k <= {len(allowed)}"
+            )
         started = time.perf_counter()
         signals = self.raw_signals(prompts, config.probe)[config.signal]  # (P, N)
         mean = std = None
@@ -275,7 +281,9 @@ class LoGoEngine:
             return self.model(input_ids=ids, attention_mask=mask, position_ids=position_ids(mask)).logits
 
     @torch.inference_mode()
-    def answer_loss(self, prompts: Sequence[str], answers: Sequence[str], *, factors: Factors | None = None) -> torch.Tensor:
+    def answer_loss(
+        self, prompts: Sequence[str], answers: Sequence[str], *, factors: Factors | None = None
+    ) -> torch.Tensor:
         """Mean cross-entropy of each answer (plus end of turn) after its prompt, under `factors`: (B,) on the CPU.
 
         The objective of LoraHub's weight search (lower is better).
@@ -283,7 +291,9 @@ class LoGoEngine:
         prompts = self._check_prompts(prompts)
         eos = self.tokenizer.eos_token or ""
         texts = [self.format_prompt(p) + a + eos for p, a in zip(prompts, answers, strict=True)]
-        prompt_lengths = [len(self.tokenizer(self.format_prompt(p), add_special_tokens=False)["input_ids"]) for p in prompts]
+        prompt_lengths = [
+            len(self.tokenizer(self.format_prompt(p), add_special_tokens=False)["input_ids"]) for p in prompts
+        ]
         batch = self.tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
         ids, mask = batch["input_ids"].to(self.device), batch["attention_mask"].to(self.device)
         with self.activated(factors=factors):
@@ -333,7 +343,9 @@ class LoGoEngine:
         results: list[Generation] = []
         for start in range(0, len(prompts), batch_size):
             chunk_mixtures = None if mixtures is None else mixtures[start : start + batch_size]
-            results.extend(self._run(prompts[start : start + batch_size], routing, generation, chunk_mixtures, factors=factors))
+            results.extend(
+                self._run(prompts[start : start + batch_size], routing, generation, chunk_mixtures, factors=factors)
+            )
         return results
 
     def stream(
@@ -399,11 +411,11 @@ class LoGoEngine:
         for rows in row_groups:
             ids, mask = self._encode([prompts[r] for r in rows])
             merge_started = time.perf_counter()
-            with self.activated([mixtures[r] for r in rows] if factors is None else (), generation.mode, factors=factors):
+            with self.activated(
+                [mixtures[r] for r in rows] if factors is None else (), generation.mode, factors=factors
+            ):
                 merge_ms = (time.perf_counter() - merge_started) * 1000
-                trace = decode(
-                    self.model, ids, mask, generation, self.eos_ids, self.pad_id, started, on_token, cancel
-                )
+                trace = decode(self.model, ids, mask, generation, self.eos_ids, self.pad_id, started, on_token, cancel)
             total_ms = (time.perf_counter() - started) * 1000
             timings = Timings(probe_ms, merge_ms, trace.prefill_ms, trace.decode_ms, total_ms)
             for i, row in enumerate(rows):

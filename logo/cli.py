@@ -39,11 +39,14 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--probe-input", choices=PROBE_INPUTS, default="module", help="module input or residual")
         sub.add_argument("--aggregate", choices=AGGREGATES, default="last", help="last token or mean over tokens")
         sub.add_argument(
-            "--reference-prompts", metavar="FILE",
+            "--reference-prompts",
+            metavar="FILE",
             help="calibration prompts, one per line (default: the generic set in assets/reference_prompts.txt; "
             "the adapters' own sample inputs calibrate better)",
         )
-        sub.add_argument("--adapters", nargs="+", help="adapter or pool directories / hub ids (default assets/adapters)")
+        sub.add_argument(
+            "--adapters", nargs="+", help="adapter or pool directories / hub ids (default assets/adapters)"
+        )
         sub.add_argument("--base-model", default="embedded", help="'embedded', a model directory or a hub id")
         sub.add_argument("--device", help="cuda or cpu (default: cuda when available)")
         sub.add_argument("--dtype", default="auto", choices=("auto", "float32", "bfloat16", "float16"))

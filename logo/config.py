@@ -12,9 +12,9 @@ PROBE_INPUTS = ("module", "residual")
 AGGREGATES = ("last", "mean")
 MODES = ("mixture", "fused")
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_ADAPTERS_DIR = REPO_ROOT / "assets" / "adapters"
-DEFAULT_REFERENCE_PROMPTS = REPO_ROOT / "assets" / "reference_prompts.txt"
+# 60 generic prompts from no task, shipped inside the package: calibration needs some reference set, and a
+# pool that ships its adapters' own sample inputs (the zoo does) should pass those instead
+GENERIC_REFERENCE_PROMPTS = Path(__file__).resolve().parent / "data" / "reference_prompts.txt"
 
 
 def default_cache_dir() -> Path:
@@ -86,7 +86,7 @@ class RoutingConfig:
         if isinstance(self.k, bool) or not isinstance(self.k, int) or self.k < 1:
             raise ValueError(f"k must be a positive integer (1 <= k <= pool size), got {self.k!r}")
 
-    def with_(self, **changes) -> "RoutingConfig":
+    def with_(self, **changes) -> RoutingConfig:
         """A copy with some fields changed; probe fields may be given by name (block=..., aggregate=...)."""
         probe_keys = {k: changes.pop(k) for k in list(changes) if k in ProbeConfig.__dataclass_fields__}
         probe = replace(self.probe, **probe_keys) if probe_keys else self.probe
@@ -148,10 +148,10 @@ class EngineConfig:
         },
     )
     adapters: tuple[str, ...] = field(
-        default=(str(DEFAULT_ADAPTERS_DIR),),
+        default=(),
         metadata={
-            "help": "Adapter directories or hub ids. A directory without adapter_config.json is a pool "
-            "directory: every sub-directory holding an adapter is loaded."
+            "help": "Adapter directories or hub ids (at least one). A directory without adapter_config.json is a "
+            "pool directory: every sub-directory holding an adapter is loaded."
         },
     )
     device: str | None = field(default=None, metadata={"help": "'cuda', 'cpu', ...; None picks CUDA when available."})
@@ -162,9 +162,11 @@ class EngineConfig:
     chat_template: bool = field(
         default=True, metadata={"help": "Wrap prompts in the model's chat template (instruct models expect it)."}
     )
-    cache_dir: Path = field(default_factory=default_cache_dir, metadata={"help": "Dequantised model, calibration stats."})
+    cache_dir: Path = field(
+        default_factory=default_cache_dir, metadata={"help": "Dequantised model, calibration stats."}
+    )
     reference_prompts: Path = field(
-        default=DEFAULT_REFERENCE_PROMPTS,
+        default=GENERIC_REFERENCE_PROMPTS,
         metadata={"help": "Unlabelled prompts from no task, one per line, for calibration statistics."},
     )
     max_new_tokens_cap: int = field(default=1024, metadata={"help": "Largest max_new_tokens a request may ask for."})

@@ -1,0 +1,1 @@
+"""LoGo Studio's engine: training-free, instance-level LoRA selection and merging (the LoGo method)."""
