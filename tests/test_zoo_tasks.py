@@ -17,6 +17,7 @@ from zoo.tasks import (
     cbqa,
     classification,
     code,
+    common,
     nli,
     reasoning,
     struct2text,
@@ -191,3 +192,37 @@ def test_labels_roughly_balanced_in_test():
     ):
         counts = Counter(r["target"] for r in _read_jsonl(ASSETS / name / "test.jsonl"))
         assert max(counts.values()) / sum(counts.values()) < 0.6, (name, counts)
+
+
+# --- Data files ------------------------------------------------------------------------------------
+
+TASK_MODULES = (reasoning, translation, struct2text, cbqa, nli, code, classification, common)
+
+
+def test_every_data_file_is_read_by_a_generator():
+    """zoo/tasks/data/ holds the word lists and lexicons; a file no module loads is stale."""
+    sources = "\n".join(Path(m.__file__).read_text(encoding="utf-8") for m in TASK_MODULES)
+    shipped = sorted(p.name for p in common.DATA_DIR.glob("*.json"))
+    assert shipped, f"no data files in {common.DATA_DIR}"
+    assert [name for name in shipped if f'load_json("{name}")' not in sources] == []
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in common.DATA_DIR.glob("*.json")))
+def test_data_file_is_a_table_of_plain_values(name):
+    table = common.load_json(name)
+    assert isinstance(table, dict | list) and table, f"{name} is empty"
+    assert common.load_json(name) is table  # read once per process
+
+
+def test_unknown_data_file_names_the_folder_and_the_files_there():
+    with pytest.raises(FileNotFoundError, match=r"no task data file 'nouns\.json' in .*data.*names\.json"):
+        common.load_json("nouns.json")
+
+
+def test_loaded_lexicon_keeps_the_set_and_tuple_semantics_of_its_callers():
+    """JSON has neither sets nor tuples: the loaders turn tags back into sets and counted objects into tuples."""
+    assert all(isinstance(entry["tags"], frozenset) for entry in translation.THINGS.values())
+    accepted = {type(entry["objects"]) for entry in translation.VERBS.values()}
+    assert accepted <= {str, type(None), frozenset} and frozenset in accepted
+    pairs = [pair for items in reasoning.COUNTABLE_OBJECTS.values() for pair in items]
+    assert all(isinstance(pair, tuple) and len(pair) == 2 for pair in pairs)

@@ -12,198 +12,15 @@ import textwrap
 from functools import cache
 from pathlib import Path
 
-from .common import Example, TaskSpec, pick
+from .common import Example, TaskSpec, load_json, pick
+
+# The word lists and the function corpus live in data/code.json.
+_DATA = load_json("code.json")
 
 # --- code_summarization ----------------------------------------------------------------------------
 
 # Pure-Python standard-library modules; their .py files are parsed, never imported.
-STDLIB_MODULES = [
-    "abc",
-    "argparse",
-    "ast",
-    "asyncio.base_events",
-    "asyncio.events",
-    "asyncio.futures",
-    "asyncio.locks",
-    "asyncio.queues",
-    "asyncio.streams",
-    "asyncio.subprocess",
-    "asyncio.tasks",
-    "base64",
-    "bdb",
-    "bisect",
-    "calendar",
-    "cgi",
-    "cmd",
-    "code",
-    "codecs",
-    "codeop",
-    "collections",
-    "colorsys",
-    "compileall",
-    "concurrent.futures._base",
-    "configparser",
-    "contextlib",
-    "copy",
-    "copyreg",
-    "csv",
-    "dataclasses",
-    "datetime",
-    "decimal",
-    "difflib",
-    "dis",
-    "doctest",
-    "email._header_value_parser",
-    "email._parseaddr",
-    "email.charset",
-    "email.contentmanager",
-    "email.feedparser",
-    "email.generator",
-    "email.header",
-    "email.headerregistry",
-    "email.iterators",
-    "email.message",
-    "email.parser",
-    "email.policy",
-    "email.utils",
-    "enum",
-    "filecmp",
-    "fileinput",
-    "fnmatch",
-    "fractions",
-    "ftplib",
-    "functools",
-    "genericpath",
-    "getopt",
-    "gettext",
-    "glob",
-    "graphlib",
-    "gzip",
-    "hashlib",
-    "heapq",
-    "hmac",
-    "html",
-    "html.parser",
-    "http.client",
-    "http.cookiejar",
-    "http.cookies",
-    "http.server",
-    "imaplib",
-    "importlib",
-    "importlib.metadata",
-    "importlib.resources",
-    "inspect",
-    "ipaddress",
-    "json.decoder",
-    "json.encoder",
-    "keyword",
-    "linecache",
-    "locale",
-    "logging",
-    "logging.config",
-    "logging.handlers",
-    "lzma",
-    "mailbox",
-    "mimetypes",
-    "modulefinder",
-    "multiprocessing.connection",
-    "multiprocessing.pool",
-    "multiprocessing.process",
-    "multiprocessing.queues",
-    "netrc",
-    "ntpath",
-    "nturl2path",
-    "numbers",
-    "opcode",
-    "operator",
-    "optparse",
-    "os",
-    "pathlib",
-    "pdb",
-    "pickle",
-    "pickletools",
-    "pkgutil",
-    "platform",
-    "plistlib",
-    "poplib",
-    "posixpath",
-    "pprint",
-    "profile",
-    "pstats",
-    "py_compile",
-    "pyclbr",
-    "pydoc",
-    "queue",
-    "quopri",
-    "random",
-    "re._compiler",
-    "re._parser",
-    "reprlib",
-    "runpy",
-    "sched",
-    "secrets",
-    "selectors",
-    "shelve",
-    "shlex",
-    "shutil",
-    "site",
-    "smtplib",
-    "socket",
-    "socketserver",
-    "sqlite3.dbapi2",
-    "ssl",
-    "stat",
-    "statistics",
-    "string",
-    "stringprep",
-    "subprocess",
-    "symtable",
-    "sysconfig",
-    "tabnanny",
-    "tarfile",
-    "tempfile",
-    "textwrap",
-    "threading",
-    "timeit",
-    "token",
-    "tokenize",
-    "trace",
-    "traceback",
-    "tracemalloc",
-    "types",
-    "typing",
-    "unittest.case",
-    "unittest.loader",
-    "unittest.mock",
-    "unittest.result",
-    "unittest.runner",
-    "unittest.suite",
-    "unittest.util",
-    "urllib.error",
-    "urllib.parse",
-    "urllib.request",
-    "urllib.response",
-    "uuid",
-    "warnings",
-    "wave",
-    "weakref",
-    "wsgiref.handlers",
-    "wsgiref.headers",
-    "wsgiref.simple_server",
-    "wsgiref.util",
-    "xml.dom.minidom",
-    "xml.dom.pulldom",
-    "xml.etree.ElementPath",
-    "xml.etree.ElementTree",
-    "xml.sax.handler",
-    "xml.sax.saxutils",
-    "xml.sax.xmlreader",
-    "xmlrpc.client",
-    "xmlrpc.server",
-    "zipapp",
-    "zipfile",
-    "zipimport",
-]
+STDLIB_MODULES = _DATA["stdlib_modules"]
 MAX_SOURCE_LINES = 40
 
 
@@ -256,7 +73,7 @@ def _source_without_docstring(lines: list[str], node: ast.FunctionDef | ast.Asyn
         return None
     code_lines = code.splitlines()
     if len(code_lines) > MAX_SOURCE_LINES:
-        code_lines = code_lines[:MAX_SOURCE_LINES] + ["    ..."]
+        code_lines = [*code_lines[:MAX_SOURCE_LINES], "    ..."]
     return "\n".join(code_lines)
 
 
@@ -290,28 +107,7 @@ def gen_code_summarization(rng: random.Random) -> Example:
 
 # --- python_eval -----------------------------------------------------------------------------------
 
-_WORDS = [
-    "apple",
-    "banana",
-    "cherry",
-    "python",
-    "level",
-    "hello",
-    "world",
-    "data",
-    "stack",
-    "queue",
-    "tiger",
-    "robot",
-    "lemon",
-    "piano",
-    "river",
-    "cloud",
-    "pixel",
-    "table",
-    "mango",
-    "zebra",
-]
+_WORDS = _DATA["words"]
 
 
 def _small_list(rng: random.Random, low: int = 0, high: int = 9, size: tuple[int, int] = (3, 5)) -> list[int]:
@@ -423,176 +219,10 @@ def gen_python_eval(rng: random.Random) -> Example:
 
 # --- function_naming -------------------------------------------------------------------------------
 
-# name -> (alternative names, bodies). Bodies use {x} (a number), {xs} (a list), {s} (a string), {a}/{b}
-# (two values) and {f} (the function itself, for recursion). Parameters in the signature are filled in too.
-_FUNCTIONS = {
-    "is_even": (["even", "check_even"], ["({x}):\n    return {x} % 2 == 0", "({x}):\n    return not {x} % 2"]),
-    "is_odd": (["odd", "check_odd"], ["({x}):\n    return {x} % 2 == 1", "({x}):\n    return {x} % 2 != 0"]),
-    "square": (["squared"], ["({x}):\n    return {x} * {x}", "({x}):\n    return {x} ** 2"]),
-    "cube": (["cubed"], ["({x}):\n    return {x} ** 3", "({x}):\n    return {x} * {x} * {x}"]),
-    "add": (["add_numbers", "sum_two"], ["({a}, {b}):\n    return {a} + {b}"]),
-    "subtract": (["difference"], ["({a}, {b}):\n    return {a} - {b}"]),
-    "multiply": (["product"], ["({a}, {b}):\n    return {a} * {b}"]),
-    "average": (
-        ["mean"],
-        [
-            "({xs}):\n    return sum({xs}) / len({xs})",
-            "({xs}):\n    total = 0\n    for v in {xs}:\n        total += v\n    return total / len({xs})",
-        ],
-    ),
-    "find_max": (
-        ["maximum", "max_value"],
-        [
-            "({xs}):\n    best = {xs}[0]\n    for v in {xs}:\n        if v > best:\n"
-            "            best = v\n    return best",
-            "({xs}):\n    return max({xs})",
-        ],
-    ),
-    "find_min": (
-        ["minimum", "min_value"],
-        [
-            "({xs}):\n    best = {xs}[0]\n    for v in {xs}:\n        if v < best:\n"
-            "            best = v\n    return best",
-            "({xs}):\n    return min({xs})",
-        ],
-    ),
-    "count_vowels": (
-        ["num_vowels"],
-        [
-            "({s}):\n    return sum(1 for ch in {s}.lower() if ch in 'aeiou')",
-            "({s}):\n    count = 0\n    for ch in {s}:\n        if ch in 'aeiouAEIOU':\n"
-            "            count += 1\n    return count",
-        ],
-    ),
-    "reverse_string": (["reverse"], ["({s}):\n    return {s}[::-1]", "({s}):\n    return ''.join(reversed({s}))"]),
-    "is_palindrome": (
-        ["palindrome"],
-        [
-            "({s}):\n    return {s} == {s}[::-1]",
-            "({s}):\n    cleaned = {s}.lower()\n    return cleaned == cleaned[::-1]",
-        ],
-    ),
-    "factorial": (
-        ["fact"],
-        [
-            "({x}):\n    if {x} <= 1:\n        return 1\n    return {x} * {f}({x} - 1)",
-            "({x}):\n    result = 1\n    for i in range(2, {x} + 1):\n        result *= i\n    return result",
-        ],
-    ),
-    "fibonacci": (
-        ["fib"],
-        [
-            "({x}):\n    if {x} < 2:\n        return {x}\n    return {f}({x} - 1) + {f}({x} - 2)",
-            "({x}):\n    a, b = 0, 1\n    for _ in range({x}):\n        a, b = b, a + b\n    return a",
-        ],
-    ),
-    "sum_list": (
-        ["total", "list_sum"],
-        [
-            "({xs}):\n    total = 0\n    for v in {xs}:\n        total += v\n    return total",
-            "({xs}):\n    return sum({xs})",
-        ],
-    ),
-    "product_of_list": (
-        ["product"],
-        ["({xs}):\n    result = 1\n    for v in {xs}:\n        result *= v\n    return result"],
-    ),
-    "celsius_to_fahrenheit": (["c_to_f", "to_fahrenheit"], ["({x}):\n    return {x} * 9 / 5 + 32"]),
-    "fahrenheit_to_celsius": (["f_to_c", "to_celsius"], ["({x}):\n    return ({x} - 32) * 5 / 9"]),
-    "is_prime": (
-        ["prime", "check_prime"],
-        [
-            "({x}):\n    if {x} < 2:\n        return False\n    for d in range(2, "
-            "int({x} ** 0.5) + 1):\n        if {x} % d == 0:\n"
-            "            return False\n    return True"
-        ],
-    ),
-    "gcd": (
-        ["greatest_common_divisor"],
-        ["({a}, {b}):\n    while {b}:\n        {a}, {b} = {b}, {a} % {b}\n    return {a}"],
-    ),
-    "count_words": (["word_count"], ["({s}):\n    return len({s}.split())"]),
-    "remove_duplicates": (
-        ["unique", "dedupe"],
-        [
-            "({xs}):\n    seen = []\n    for v in {xs}:\n"
-            "        if v not in seen:\n            seen.append(v)\n"
-            "    return seen",
-            "({xs}):\n    return list(dict.fromkeys({xs}))",
-        ],
-    ),
-    "flatten": (
-        ["flatten_list"],
-        [
-            "({xs}):\n    return [v for sub in {xs} for v in sub]",
-            "({xs}):\n    out = []\n    for sub in {xs}:\n        out.extend(sub)\n    return out",
-        ],
-    ),
-    "first_element": (["first", "head"], ["({xs}):\n    return {xs}[0]"]),
-    "last_element": (["last", "tail"], ["({xs}):\n    return {xs}[-1]"]),
-    "absolute_value": (
-        ["absolute", "abs_value"],
-        [
-            "({x}):\n    return {x} if {x} >= 0 else -{x}",
-            "({x}):\n    if {x} < 0:\n        return -{x}\n    return {x}",
-        ],
-    ),
-    "is_empty": (["empty"], ["({xs}):\n    return len({xs}) == 0", "({xs}):\n    return not {xs}"]),
-    "power": (
-        ["pow"],
-        [
-            "({a}, {b}):\n    return {a} ** {b}",
-            "({a}, {b}):\n    result = 1\n    for _ in range({b}):\n        result *= {a}\n    return result",
-        ],
-    ),
-    "to_upper": (["uppercase", "upper"], ["({s}):\n    return {s}.upper()"]),
-    "count_occurrences": (
-        ["count"],
-        [
-            "({xs}, {a}):\n    return {xs}.count({a})",
-            "({xs}, {a}):\n    n = 0\n    for v in {xs}:\n        if v == {a}:\n            n += 1\n    return n",
-        ],
-    ),
-    "filter_even": (["even_numbers", "get_evens"], ["({xs}):\n    return [v for v in {xs} if v % 2 == 0]"]),
-    "index_of": (
-        ["find_index", "find"],
-        ["({xs}, {a}):\n    for i, v in enumerate({xs}):\n        if v == {a}:\n            return i\n    return -1"],
-    ),
-    "merge_dicts": (
-        ["merge"],
-        [
-            "({a}, {b}):\n    result = dict({a})\n    result.update({b})\n    return result",
-            "({a}, {b}):\n    return {{**{a}, **{b}}}",
-        ],
-    ),
-    "area_of_circle": (
-        ["circle_area"],
-        ["({x}):\n    return 3.14159 * {x} ** 2", "({x}):\n    return math.pi * {x} * {x}"],
-    ),
-    "area_of_rectangle": (["rectangle_area"], ["({a}, {b}):\n    return {a} * {b}"]),
-    "is_leap_year": (
-        ["leap_year", "is_leap"],
-        ["({x}):\n    return {x} % 4 == 0 and ({x} % 100 != 0 or {x} % 400 == 0)"],
-    ),
-    "clamp": (
-        ["clip"],
-        [
-            "({x}, {a}, {b}):\n    return max({a}, min({x}, {b}))",
-            "({x}, {a}, {b}):\n    if {x} < {a}:\n        return {a}\n"
-            "    if {x} > {b}:\n        return {b}\n    return {x}",
-        ],
-    ),
-    "is_sorted": (
-        ["sorted_check"],
-        [
-            "({xs}):\n    return all({xs}[i] <= {xs}[i + 1] for i in range(len({xs}) - 1))",
-            "({xs}):\n    return {xs} == sorted({xs})",
-        ],
-    ),
-    "swap": (["swap_values"], ["({a}, {b}):\n    return {b}, {a}"]),
-    "string_length": (["length"], ["({s}):\n    count = 0\n    for _ in {s}:\n        count += 1\n    return count"]),
-    "contains": (["includes", "has_item"], ["({xs}, {a}):\n    return {a} in {xs}"]),
-}
+# name -> {"alternatives": other accepted names, "bodies": signature-and-body templates}. Bodies use {x}
+# (a number), {xs} (a list), {s} (a string), {a}/{b} (two values) and {f} (the function itself, for recursion).
+# Parameters in the signature are filled in too.
+_FUNCTIONS = _DATA["functions"]
 _PARAM_NAMES = {
     "x": ["n", "x", "num", "value", "k"],
     "xs": ["xs", "nums", "items", "values", "lst", "data"],
@@ -605,8 +235,8 @@ _PLACEHOLDERS = ["f", "func", "mystery", "___", "unknown", "g"]
 
 def gen_function_naming(rng: random.Random) -> Example:
     name = pick(rng, list(_FUNCTIONS))
-    alternatives, bodies = _FUNCTIONS[name]
-    body = pick(rng, bodies)
+    alternatives = _FUNCTIONS[name]["alternatives"]
+    body = pick(rng, _FUNCTIONS[name]["bodies"])
     placeholder = pick(rng, _PLACEHOLDERS)
     names = {slot: pick(rng, options) for slot, options in _PARAM_NAMES.items()}
     if "{x}" in body and names["x"] in (names["a"], names["b"]):  # clamp takes x, a and b together

@@ -41,8 +41,15 @@ def task_rng(seed: int, task_name: str) -> random.Random:
 
 @cache
 def load_json(name: str):
-    """Load a data table shipped in zoo/tasks/data/."""
-    return json.loads((DATA_DIR / name).read_text(encoding="utf-8"))
+    """A data file of zoo/tasks/data/ (word lists, lexicons, templates), read once per process.
+
+    Every caller gets the same object, so generators read these tables and never change them.
+    """
+    path = DATA_DIR / name
+    if not path.is_file():
+        known = sorted(p.name for p in DATA_DIR.glob("*.json"))
+        raise FileNotFoundError(f"no task data file {name!r} in {DATA_DIR}; the files there are {known}")
+    return json.loads(path.read_text(encoding="utf-8"))
 
 
 # --- English helpers -------------------------------------------------------------------------------
@@ -126,120 +133,7 @@ def pick(rng: random.Random, options: Sequence):
     return options[rng.randrange(len(options))]
 
 
-# --- Shared vocabularies ----------------------------------------------------------------------------
+# --- Shared vocabularies (data/names.json) ---------------------------------------------------------
 
-FIRST_NAMES = [
-    "Alice",
-    "Bob",
-    "Claire",
-    "Dave",
-    "Emma",
-    "Frank",
-    "Grace",
-    "Henry",
-    "Iris",
-    "Jack",
-    "Karen",
-    "Leo",
-    "Maya",
-    "Nina",
-    "Oscar",
-    "Paula",
-    "Quinn",
-    "Rosa",
-    "Sam",
-    "Tara",
-    "Umar",
-    "Vera",
-    "Will",
-    "Xena",
-    "Yusuf",
-    "Zoe",
-    "Amir",
-    "Beatriz",
-    "Chen",
-    "Dmitri",
-    "Elif",
-    "Fatima",
-    "Gustav",
-    "Hana",
-    "Ivan",
-    "Julia",
-    "Kenji",
-    "Lucia",
-    "Mateo",
-    "Nadia",
-    "Olga",
-    "Pedro",
-    "Ravi",
-    "Sofia",
-    "Tomas",
-    "Ursula",
-    "Victor",
-    "Wen",
-    "Yara",
-    "Zain",
-    "Anna",
-    "Ben",
-    "Carla",
-    "Diego",
-    "Eva",
-    "Felix",
-    "Gina",
-    "Hugo",
-    "Ines",
-    "Jonas",
-]
-
-LAST_NAMES = [
-    "Smith",
-    "Garcia",
-    "Muller",
-    "Rossi",
-    "Dubois",
-    "Novak",
-    "Kowalski",
-    "Tanaka",
-    "Kim",
-    "Silva",
-    "Jensen",
-    "Nguyen",
-    "Patel",
-    "Okafor",
-    "Haddad",
-    "Ivanova",
-    "Larsen",
-    "Moreau",
-    "Bianchi",
-    "Fischer",
-    "Costa",
-    "Lopez",
-    "Yilmaz",
-    "Hansen",
-    "Petrov",
-    "Santos",
-    "Schmidt",
-    "Martin",
-    "Brown",
-    "Wilson",
-    "Murphy",
-    "Kelly",
-    "Sato",
-    "Wang",
-    "Singh",
-    "Mensah",
-    "Adeyemi",
-    "Berg",
-    "Lindqvist",
-    "Romero",
-    "Vargas",
-    "Castillo",
-    "Horvat",
-    "Papadopoulos",
-    "Nowak",
-    "Weber",
-    "Keller",
-    "Meyer",
-    "Ferrari",
-    "Conti",
-]
+FIRST_NAMES = load_json("names.json")["first_names"]
+LAST_NAMES = load_json("names.json")["last_names"]

@@ -4,81 +4,24 @@ from __future__ import annotations
 
 import random
 
-from .common import FIRST_NAMES, Example, TaskSpec, capitalize_first, number_to_words, pick, with_article
+from .common import FIRST_NAMES, Example, TaskSpec, capitalize_first, load_json, number_to_words, pick, with_article
+
+# The word lists live in data/nli.json.
+_DATA = load_json("nli.json")
 
 # --- lexical_nli -----------------------------------------------------------------------------------
 
 # hypernym -> hyponyms. Replacing a hyponym by its hypernym is entailed; the reverse is neutral.
-HYPERNYMS = {
-    "musical instrument": ["guitar", "violin", "piano", "trumpet", "flute", "drum", "cello", "harp"],
-    "animal": ["dog", "cat", "horse", "cow", "sheep", "rabbit", "goat", "donkey"],
-    "bird": ["parrot", "eagle", "owl", "pigeon", "sparrow", "crow"],
-    "vehicle": ["car", "bus", "truck", "van", "tractor", "motorcycle"],
-    "fruit": ["apple", "banana", "pear", "mango", "peach", "plum"],
-    "vegetable": ["carrot", "potato", "onion", "cucumber", "pepper", "cabbage"],
-    "tool": ["hammer", "saw", "drill", "wrench", "screwdriver", "shovel"],
-    "piece of furniture": ["chair", "table", "sofa", "desk", "bench", "stool"],
-    "piece of clothing": ["jacket", "coat", "shirt", "sweater", "scarf", "hat"],
-    "flower": ["rose", "tulip", "daisy", "lily", "sunflower", "orchid"],
-    "tree": ["oak", "pine", "maple", "birch", "willow", "palm"],
-}
+HYPERNYMS = _DATA["hypernyms"]
 # (progressive verb phrase, hypernyms it fits)
-_ACTIVITIES = [
-    ("playing", ["musical instrument"]),
-    ("holding", ["musical instrument", "fruit", "vegetable", "tool", "flower"]),
-    ("driving", ["vehicle"]),
-    ("washing", ["vehicle", "animal"]),
-    ("eating", ["fruit", "vegetable"]),
-    ("feeding", ["animal", "bird"]),
-    ("painting", ["piece of furniture", "vehicle"]),
-    ("wearing", ["piece of clothing"]),
-    ("carrying", ["piece of furniture", "tool", "fruit"]),
-    ("using", ["tool"]),
-    ("watching", ["animal", "bird"]),
-    ("photographing", ["bird", "flower", "tree", "animal"]),
-    ("planting", ["tree", "flower"]),
-    ("repairing", ["vehicle", "piece of furniture", "musical instrument"]),
-    ("buying", ["fruit", "vegetable", "piece of clothing", "flower"]),
-]
+_ACTIVITIES = _DATA["activities"]
 # person -> more general person words (entailed when the subject is generalised)
-_PEOPLE = {
-    "man": ["person"],
-    "woman": ["person"],
-    "boy": ["child", "person"],
-    "girl": ["child", "person"],
-    "teenager": ["person"],
-    "chef": ["person"],
-    "farmer": ["person"],
-    "nurse": ["person"],
-}
+_PEOPLE = _DATA["people"]
 _PERSON_ADJECTIVES = ["tall", "young", "old", "smiling", "tired", "bearded", "cheerful"]
 _PLACES = ["in the park", "on the street", "at home", "near a lake", "in a garage", "at the market", "outside"]
 
 # (noun, adjective, antonym, synonym or None, unrelated-but-compatible adjective)
-_PROPERTY_PAIRS = [
-    ("soup", "hot", "cold", None, "salty"),
-    ("door", "open", "closed", None, "wooden"),
-    ("cup", "full", "empty", None, "blue"),
-    ("room", "dark", "bright", None, "small"),
-    ("street", "wet", "dry", None, "narrow"),
-    ("shirt", "clean", "dirty", None, "striped"),
-    ("box", "heavy", "light", None, "square"),
-    ("music", "loud", "quiet", None, "cheerful"),
-    ("road", "long", "short", None, "busy"),
-    ("baby", "asleep", "awake", None, "hungry"),
-    ("car", "fast", "slow", "quick", "red"),
-    ("house", "big", "small", "large", "old"),
-    ("girl", "happy", "sad", "glad", "tall"),
-    ("test", "easy", "difficult", "simple", "long"),
-    ("water", "warm", "cold", None, "clear"),
-    ("shop", "open", "closed", None, "new"),
-    ("dog", "big", "small", "large", "friendly"),
-    ("answer", "correct", "wrong", "right", "short"),
-    ("bag", "empty", "full", None, "black"),
-    ("man", "angry", "calm", None, "tall"),
-    ("bread", "fresh", "stale", None, "sliced"),
-    ("sky", "cloudy", "clear", None, "beautiful"),
-]
+_PROPERTY_PAIRS = _DATA["property_pairs"]
 
 _LEXICAL_TEMPLATES = (
     "Premise: {p}\nHypothesis: {h}",

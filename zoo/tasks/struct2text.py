@@ -5,74 +5,15 @@ from __future__ import annotations
 import json
 import random
 
-from .common import FIRST_NAMES, LAST_NAMES, Example, TaskSpec, a_or_an, join_and, pick
+from .common import FIRST_NAMES, LAST_NAMES, Example, TaskSpec, a_or_an, join_and, load_json, pick
+
+# The vocabularies live in data/struct2text.json.
+_DATA = load_json("struct2text.json")
 
 # --- e2e_restaurant --------------------------------------------------------------------------------
 
-E2E_NAMES = [
-    "The Eagle",
-    "The Golden Curry",
-    "Blue Spice",
-    "The Mill",
-    "Zizzi",
-    "Aromi",
-    "The Punter",
-    "Cotto",
-    "Fitzbillies",
-    "Green Man",
-    "The Phoenix",
-    "Strada",
-    "The Wrestlers",
-    "Browns Cambridge",
-    "Loch Fyne",
-    "The Twenty Two",
-    "Giraffe",
-    "Alimentum",
-    "Bibimbap House",
-    "The Cricketers",
-    "Clowns",
-    "Cocum",
-    "The Dumpling Tree",
-    "The Olive Grove",
-    "The Plough",
-    "Wildwood",
-    "The Waterman",
-    "The Vaults",
-    "The Rice Boat",
-    "Midsummer House",
-    "The Cambridge Blue",
-    "The Golden Palace",
-    "Taste of Cambridge",
-    "The Red Lion",
-    "The Copper Kettle",
-    "Saffron Garden",
-    "The Blue Door",
-    "Little Italy",
-    "The Old Bridge",
-    "Sakura",
-]
-E2E_LANDMARKS = [
-    "Café Rouge",
-    "Burger King",
-    "The Bakers",
-    "Crowne Plaza Hotel",
-    "Raja Indian Cuisine",
-    "Express by Holiday Inn",
-    "The Sorrento",
-    "Rainbow Vegetarian Café",
-    "Avalon",
-    "Café Sicilia",
-    "Yippee Noodle Bar",
-    "All Bar One",
-    "The Portland Arms",
-    "Café Brazil",
-    "Clare Hall",
-    "The Six Bells",
-    "Café Adriatic",
-    "The Bridge Hotel",
-    "the train station",
-    "the river bridge",
-]
+E2E_NAMES = _DATA["e2e_names"]
+E2E_LANDMARKS = _DATA["e2e_landmarks"]
 E2E_FOODS = ["French", "Italian", "Chinese", "Indian", "Japanese", "English", "fast food", "Thai", "Mexican"]
 E2E_EAT_TYPES = ["restaurant", "pub", "coffee shop"]
 E2E_PRICES = {  # value -> (adjective before the noun, or None; phrase after "with")
@@ -104,7 +45,7 @@ def realise_e2e(mr: dict[str, str]) -> str:
         adjectives.append("family-friendly")
     if "food" in mr:
         adjectives.append(mr["food"])
-    head = " ".join(adjectives + [mr.get("eatType", "place")])
+    head = " ".join([*adjectives, mr.get("eatType", "place")])
     text = f"{mr['name']} is {a_or_an(head)} {head}"
     if "area" in mr:
         text += f" {E2E_AREAS[mr['area']]}"
@@ -140,75 +81,8 @@ def gen_e2e_restaurant(rng: random.Random) -> Example:
 
 # --- table_to_bio ----------------------------------------------------------------------------------
 
-BIO_PLACES = [  # (city, country, demonym)
-    ("Lyon", "France", "French"),
-    ("Marseille", "France", "French"),
-    ("Hamburg", "Germany", "German"),
-    ("Munich", "Germany", "German"),
-    ("Naples", "Italy", "Italian"),
-    ("Turin", "Italy", "Italian"),
-    ("Seville", "Spain", "Spanish"),
-    ("Valencia", "Spain", "Spanish"),
-    ("Porto", "Portugal", "Portuguese"),
-    ("Krakow", "Poland", "Polish"),
-    ("Brno", "Czech Republic", "Czech"),
-    ("Bergen", "Norway", "Norwegian"),
-    ("Gothenburg", "Sweden", "Swedish"),
-    ("Aarhus", "Denmark", "Danish"),
-    ("Tampere", "Finland", "Finnish"),
-    ("Utrecht", "Netherlands", "Dutch"),
-    ("Ghent", "Belgium", "Belgian"),
-    ("Cork", "Ireland", "Irish"),
-    ("Leeds", "England", "English"),
-    ("Glasgow", "Scotland", "Scottish"),
-    ("Osaka", "Japan", "Japanese"),
-    ("Busan", "South Korea", "South Korean"),
-    ("Chengdu", "China", "Chinese"),
-    ("Pune", "India", "Indian"),
-    ("Cordoba", "Argentina", "Argentine"),
-    ("Curitiba", "Brazil", "Brazilian"),
-    ("Puebla", "Mexico", "Mexican"),
-    ("Quebec City", "Canada", "Canadian"),
-    ("Denver", "United States", "American"),
-    ("Perth", "Australia", "Australian"),
-    ("Lagos", "Nigeria", "Nigerian"),
-    ("Accra", "Ghana", "Ghanaian"),
-    ("Izmir", "Turkey", "Turkish"),
-    ("Alexandria", "Egypt", "Egyptian"),
-    ("Thessaloniki", "Greece", "Greek"),
-]
-BIO_OCCUPATIONS = {  # occupation -> things such a person is known for
-    "painter": ["portraits of fishermen", "large abstract canvases", "landscapes of the coast", "a series of murals"],
-    "novelist": [
-        "a trilogy of crime novels",
-        "a prize-winning debut novel",
-        "novels about family life",
-        "historical fiction",
-    ],
-    "physicist": [
-        "work on superconductivity",
-        "research on neutrinos",
-        "studies of quantum optics",
-        "a theory of turbulence",
-    ],
-    "chemist": ["the synthesis of new polymers", "research on catalysts", "work on battery materials"],
-    "composer": ["film scores", "a cycle of string quartets", "choral music", "an opera about the sea"],
-    "architect": ["a glass concert hall", "low-cost housing designs", "the renovation of an old harbour"],
-    "footballer": ["a record number of goals", "playing in three World Cups", "a long career as a goalkeeper"],
-    "tennis player": ["two Grand Slam titles", "a powerful serve", "winning an Olympic medal"],
-    "actor": ["roles in historical dramas", "a long-running television series", "stage comedies"],
-    "singer": ["a string of hit albums", "jazz standards", "folk songs"],
-    "poet": ["short poems about cities", "a collection of love poems", "translations of classical verse"],
-    "mathematician": ["work in number theory", "a proof in graph theory", "research on probability"],
-    "photographer": ["black-and-white street photography", "wildlife pictures", "war photography"],
-    "film director": ["documentaries about the ocean", "low-budget thrillers", "animated films"],
-    "chef": ["a famous seafood restaurant", "popular cookbooks", "a television cooking show"],
-    "journalist": ["investigative reporting", "a weekly political column", "reports from war zones"],
-    "astronomer": ["the discovery of a comet", "surveys of distant galaxies", "research on exoplanets"],
-    "sculptor": ["bronze statues", "public sculptures in steel", "works carved from marble"],
-    "engineer": ["the design of a long suspension bridge", "early work on wind turbines", "railway tunnels"],
-    "economist": ["research on labour markets", "work on inflation", "studies of trade policy"],
-}
+BIO_PLACES = _DATA["bio_places"]  # (city, country, demonym)
+BIO_OCCUPATIONS = _DATA["bio_occupations"]  # occupation -> things such a person is known for
 _MONTHS = [
     "January",
     "February",
@@ -246,7 +120,7 @@ def gen_table_to_bio(rng: random.Random) -> Example:
         rows.append(("known for", known))
     head, rest = rows[0], rows[1:]
     rng.shuffle(rest)
-    rows = [head] + rest
+    rows = [head, *rest]
     style = rng.randrange(3)
     if style == 0:
         table = " | ".join(f"{k}: {v}" for k, v in rows)
@@ -265,142 +139,7 @@ def gen_table_to_bio(rng: random.Random) -> Example:
 # --- concepts_to_sentence --------------------------------------------------------------------------
 
 # (verb lemma, third person form, objects, agents, places with their preposition)
-_CONCEPT_FRAMES = [
-    (
-        "throw",
-        "throws",
-        ["ball", "stone", "frisbee"],
-        ["boy", "girl", "man", "woman", "child"],
-        ["in the park", "on the beach", "in the garden"],
-    ),
-    (
-        "catch",
-        "catches",
-        ["ball", "frisbee", "fish"],
-        ["dog", "boy", "girl", "fisherman"],
-        ["in the park", "on the beach", "in the river"],
-    ),
-    (
-        "cook",
-        "cooks",
-        ["dinner", "soup", "pasta", "breakfast"],
-        ["chef", "man", "woman", "grandmother"],
-        ["in the kitchen", "in the restaurant"],
-    ),
-    (
-        "read",
-        "reads",
-        ["book", "newspaper", "letter", "map"],
-        ["student", "man", "woman", "girl", "teacher"],
-        ["in the library", "in the park", "on the train", "on the sofa"],
-    ),
-    (
-        "play",
-        "plays",
-        ["guitar", "piano", "violin", "drum"],
-        ["musician", "girl", "boy", "woman"],
-        ["on the stage", "in the street", "in the living room"],
-    ),
-    (
-        "plant",
-        "plants",
-        ["tree", "flower", "seed"],
-        ["farmer", "gardener", "child", "woman"],
-        ["in the garden", "in the field", "in the yard"],
-    ),
-    (
-        "ride",
-        "rides",
-        ["bike", "horse", "scooter"],
-        ["boy", "girl", "farmer", "woman"],
-        ["in the street", "in the field", "in the park"],
-    ),
-    (
-        "paint",
-        "paints",
-        ["wall", "picture", "fence", "door"],
-        ["artist", "man", "woman", "child"],
-        ["in the studio", "in the garden", "in the house"],
-    ),
-    ("kick", "kicks", ["ball", "can", "door"], ["boy", "player", "girl"], ["on the field", "in the street"]),
-    (
-        "feed",
-        "feeds",
-        ["duck", "horse", "cat", "goat"],
-        ["child", "farmer", "woman", "boy"],
-        ["at the pond", "on the farm", "in the yard"],
-    ),
-    (
-        "wash",
-        "washes",
-        ["car", "dishes", "dog", "window"],
-        ["man", "woman", "boy", "girl"],
-        ["in the driveway", "in the kitchen", "in the yard"],
-    ),
-    (
-        "climb",
-        "climbs",
-        ["tree", "mountain", "ladder", "wall"],
-        ["boy", "climber", "girl", "cat"],
-        ["in the park", "in the garden", "in the forest"],
-    ),
-    (
-        "write",
-        "writes",
-        ["letter", "poem", "story", "report"],
-        ["student", "writer", "girl", "man"],
-        ["at the desk", "in the café", "in the library"],
-    ),
-    (
-        "drink",
-        "drinks",
-        ["coffee", "tea", "juice", "water"],
-        ["man", "woman", "student", "worker"],
-        ["in the café", "in the kitchen", "on the terrace"],
-    ),
-    (
-        "eat",
-        "eats",
-        ["sandwich", "apple", "pizza", "cake"],
-        ["boy", "girl", "man", "woman", "student"],
-        ["in the park", "on the bench", "in the kitchen"],
-    ),
-    (
-        "fly",
-        "flies",
-        ["kite", "plane", "drone"],
-        ["child", "boy", "girl", "pilot"],
-        ["on the beach", "in the park", "over the field"],
-    ),
-    (
-        "carry",
-        "carries",
-        ["box", "bag", "basket", "suitcase"],
-        ["man", "woman", "worker", "porter"],
-        ["in the street", "at the station", "on the stairs"],
-    ),
-    (
-        "chase",
-        "chases",
-        ["ball", "cat", "bird", "squirrel"],
-        ["dog", "puppy", "cat", "child"],
-        ["in the garden", "in the park", "in the yard"],
-    ),
-    (
-        "build",
-        "builds",
-        ["sandcastle", "house", "fence", "snowman"],
-        ["child", "worker", "boy", "girl"],
-        ["on the beach", "in the village", "in the garden"],
-    ),
-    (
-        "sweep",
-        "sweeps",
-        ["floor", "street", "yard"],
-        ["man", "woman", "worker", "boy"],
-        ["in the morning", "after lunch"],
-    ),
-]
+_CONCEPT_FRAMES = _DATA["concept_frames"]
 _AGENT_ADJECTIVES = ["young", "old", "little", "tall", "happy", "tired", "busy"]
 
 
@@ -429,36 +168,7 @@ def gen_concepts_to_sentence(rng: random.Random) -> Example:
 
 # --- weather_report --------------------------------------------------------------------------------
 
-_WEATHER_CITIES = [
-    "Oslo",
-    "Madrid",
-    "Berlin",
-    "Lisbon",
-    "Dublin",
-    "Vienna",
-    "Prague",
-    "Warsaw",
-    "Athens",
-    "Rome",
-    "Paris",
-    "London",
-    "Helsinki",
-    "Budapest",
-    "Zurich",
-    "Toronto",
-    "Chicago",
-    "Denver",
-    "Seattle",
-    "Boston",
-    "Sydney",
-    "Auckland",
-    "Tokyo",
-    "Seoul",
-    "Cairo",
-    "Nairobi",
-    "Lima",
-    "Santiago",
-]
+_WEATHER_CITIES = _DATA["weather_cities"]
 _WEATHER_DAYS = [
     "Monday",
     "Tuesday",
@@ -470,21 +180,7 @@ _WEATHER_DAYS = [
     "tomorrow",
     "the weekend",
 ]
-_WEATHER_CONDITIONS = {  # condition -> plausible (low, high) Celsius range
-    "sunshine": (5, 35),
-    "clear skies": (-5, 30),
-    "clouds": (-5, 25),
-    "light rain": (0, 22),
-    "heavy rain": (2, 20),
-    "thunderstorms": (12, 32),
-    "fog": (-3, 15),
-    "snow": (-15, 2),
-    "light snow": (-10, 3),
-    "showers": (2, 22),
-    "sunny spells": (3, 28),
-    "sleet": (-4, 4),
-    "strong winds and rain": (2, 16),
-}
+_WEATHER_CONDITIONS = _DATA["weather_conditions"]  # condition -> plausible (low, high) Celsius range
 _WINDS = ["light", "moderate", "strong", "gale-force"]
 
 
@@ -531,24 +227,7 @@ def gen_weather_report(rng: random.Random) -> Example:
 
 # --- match_report (held out) -----------------------------------------------------------------------
 
-_TEAMS = [
-    "Lions",
-    "Tigers",
-    "Eagles",
-    "Wolves",
-    "Falcons",
-    "Bears",
-    "Sharks",
-    "Hornets",
-    "Rovers",
-    "Rangers",
-    "Pirates",
-    "Dragons",
-    "Panthers",
-    "Comets",
-    "Giants",
-    "Vikings",
-]
+_TEAMS = _DATA["teams"]
 _TEAM_TOWNS = ["Riverside", "Northfield", "Oakham", "Westport", "Lakeview", "Hillcrest", "Easton", "Millbrook"]
 _VENUES = ["Oak Park", "Riverside Stadium", "the Old Ground", "Victoria Park", "the City Arena", "Harbour Field"]
 _MATCH_DAYS = ["Saturday", "Sunday", "Friday night", "Wednesday"]
