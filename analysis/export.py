@@ -82,7 +82,7 @@ def _write_pngs(figures: list[go.Figure], paths: list[Path], scale: float) -> No
     from kaleido.errors import ChromeNotFoundError
 
     specs = []
-    for fig, path in zip(figures, paths):
+    for fig, path in zip(figures, paths, strict=True):
         width, height = _size(fig)
         options = dict(format="png", width=width, height=height, scale=scale)
         specs.append(dict(fig=fig.to_dict(), path=path, opts=options))

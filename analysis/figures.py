@@ -73,7 +73,7 @@ def _note(fig: go.Figure, text: str) -> go.Figure:
 def _category_order(*mappings: dict[str, str]) -> list[str]:
     """Categories in order of first appearance across the mappings, with OTHER last."""
     order = list(dict.fromkeys(c for mapping in mappings for c in mapping.values() if c != OTHER))
-    return order + [OTHER]
+    return [*order, OTHER]
 
 
 def _minmax_rows(values: np.ndarray) -> np.ndarray:
@@ -153,7 +153,7 @@ def _heatmap_grid(
         labels, kinds, heights = [prompt_label], ["prompt"], [1.0]
         if tasks:
             rows.append([np.nan] * len(adapters))
-            labels, kinds, heights = labels + [""], kinds + ["gap"], heights + [0.4]
+            labels, kinds, heights = [*labels, ""], [*kinds, "gap"], [*heights, 0.4]
     raw = np.vstack([np.asarray(rows, dtype=float).reshape(-1, len(adapters)), data])  # (R, A)
     shown = raw.copy()
     if normalise_rows:
@@ -370,7 +370,7 @@ def weight_similarity_scatter(
     def hover(frame: pd.DataFrame) -> list[str]:
         return [
             f"<b>{a}</b> on {t}<br>weight: {w:.3f}<br>similarity: {s:.3f}"
-            for a, t, w, s in zip(frame["adapter"], frame["task"], frame["weight"], frame["similarity"])
+            for a, t, w, s in zip(frame["adapter"], frame["task"], frame["weight"], frame["similarity"], strict=True)
         ]
 
     if not points.empty:

@@ -82,7 +82,7 @@ def similarity(runs: Path, out: Path, tasks) -> None:
         task = path.stem
         for line in path.read_text().splitlines():
             record = json.loads(line)
-            for adapter, weight in zip(record["selected"], record["weights"]):
+            for adapter, weight in zip(record["selected"], record["weights"], strict=True):
                 sim = float(cents[adapter] @ cents[task])
                 points.append(
                     {
@@ -125,7 +125,8 @@ def latency(engine: LoGoEngine, out: Path, tokens: int, repeats: int = 3) -> Non
             engine.generate(LATENCY_PROMPT, routing, config, mixture=v["mixture"]).token_times_ms
             for _ in range(repeats)
         ]
-        curves[label] = [statistics.median(ts) for ts in zip(*runs)]
+        # a repeat that meets eos earlier ends its curve there: the medians cover the tokens every repeat made
+        curves[label] = [statistics.median(ts) for ts in zip(*runs, strict=False)]
         rows += [{"variant": label, "tokens": n + 1, "ms_per_token": t / (n + 1)} for n, t in enumerate(curves[label])]
     pd.DataFrame(rows).to_csv(out / "latency.csv", index=False, float_format="%.3f")
     device = str(engine.device)

@@ -90,10 +90,11 @@ def main(argv=None) -> None:
     single = {}
     for label, fn in variants.items():
         fn(texts[:1])  # warm-up
-        seconds = sum(timed_s(lambda p=p: fn([p])) for p in texts[: args.prompts])
+        seconds = sum(timed_s(lambda p=p, fn=fn: fn([p])) for p in texts[: args.prompts])
         single[label] = args.prompts * new / seconds
         print(
-            f"{label} | {seconds / args.prompts * 1000:.1f} | {single[label]:.0f} | {single[label] / single['hf generate']:.2f}x",
+            f"{label} | {seconds / args.prompts * 1000:.1f} | {single[label]:.0f} | "
+            f"{single[label] / single['hf generate']:.2f}x",
             flush=True,
         )
 
@@ -103,7 +104,7 @@ def main(argv=None) -> None:
     for label in ("hf generate", "base eager", "mixture eager", "base graph", "mixture graph"):
         fn = variants[label]
         fn(texts[:2])  # warm-up
-        seconds = timed_s(lambda: fn(texts[: args.batch]))
+        seconds = timed_s(lambda fn=fn: fn(texts[: args.batch]))
         batched[label] = args.batch * new / seconds
         print(
             f"{label} | {seconds:.2f} | {batched[label]:.0f} | {batched[label] / batched['hf generate']:.2f}x",
@@ -118,7 +119,8 @@ def main(argv=None) -> None:
         )
         same += eager == graphed
     print(
-        f"#   greedy answers identical with and without the CUDA graph: {same} of {args.prompts} (mixture, eos honoured)"
+        f"#   greedy answers identical with and without the CUDA graph: {same} of {args.prompts} "
+        "(mixture, eos honoured)"
     )
     graph_gain = single["base graph"] / single["base eager"]
     print(

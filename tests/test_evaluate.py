@@ -102,7 +102,7 @@ def test_every_method_runs_end_to_end(ctx, tasks_dir, tmp_path, method):
             continue
         cell = Cell(setting, method, task)
         run_cell(ctx, cell, None, tmp_path / "runs")
-        records = [json.loads(l) for l in cell.path(tmp_path / "runs").read_text().splitlines()]
+        records = [json.loads(line) for line in cell.path(tmp_path / "runs").read_text().splitlines()]
         assert len(records) == 2 and all(r["score"] in (0.0, 100.0) for r in records)
         if setting == "held_out":
             assert all("beta" not in r["selected"] for r in records)  # leave-one-out
@@ -118,7 +118,8 @@ def test_logo_method_uses_the_engine_routing(ctx, tasks_dir, tmp_path):
 
     task = {t.name: t for t in load_tasks(tasks_dir)}["gamma"]
     run_cell(ctx, Cell("in_pool", "logo_entropy", task), None, tmp_path)
-    records = [json.loads(l) for l in Cell("in_pool", "logo_entropy", task).path(tmp_path).read_text().splitlines()]
+    lines = Cell("in_pool", "logo_entropy", task).path(tmp_path).read_text().splitlines()
+    records = [json.loads(line) for line in lines]
     routed = ctx.engine.route(
         [task.prompt(r["input"]) for r in task.examples("test")], RoutingConfig(k=2, signal="entropy")
     )

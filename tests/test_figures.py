@@ -130,7 +130,7 @@ def test_latency_curve_plots_t_n_over_n():
     curves = json.loads((FIXTURES / "latency.json").read_text())
     fig = figures.latency_curve(curves)
     assert [trace.name for trace in fig.data] == list(curves)
-    for trace, times in zip(fig.data, curves.values()):
+    for trace, times in zip(fig.data, curves.values(), strict=True):
         n = np.arange(1, len(times) + 1)
         assert list(trace.x) == list(n)
         assert np.asarray(trace.y) == pytest.approx(np.asarray(times) / n)

@@ -83,7 +83,7 @@ def test_adapter_for_a_deeper_model_is_refused(tiny_world, tmp_path):
     deeper = tiny_model(len(tiny_world.tokenizer), layers=6)
     save_random_adapter(deeper, tmp_path / "deep", 4, 8, ["q_proj"], False, 1.0, seed=1)
     with pytest.raises(
-        ValueError, match="targets 'model.layers.4.self_attn.q_proj', but the base model has no such module"
+        ValueError, match=r"targets 'model\.layers\.4\.self_attn\.q_proj', but the base model has no such module"
     ):
         AdapterPool([load_adapter(tmp_path / "deep")], tiny_world.model)
 

@@ -66,7 +66,10 @@ def test_every_committed_adapter_loads_into_the_engine(tmp_path):
 def test_training_runs_two_steps_on_the_cpu(tiny_world, tmp_path):
     task_dir = tmp_path / "tasks" / "toy"
     task_dir.mkdir(parents=True)
-    rows = [{"input": f"sort {a} {b}", "target": " ".join(sorted([a, b]))} for a, b in zip(WORDS[:20], WORDS[20:40])]
+    rows = [
+        {"input": f"sort {a} {b}", "target": " ".join(sorted([a, b]))}
+        for a, b in zip(WORDS[:20], WORDS[20:40], strict=True)
+    ]
     (task_dir / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     task = Task("toy", "reasoning", "Sort two words.", "sort the words", "exact_match", False, task_dir)
     base = tiny_world.base()

@@ -39,7 +39,7 @@ def predict(adapters_dir: Path, tasks_dir: Path, out: Path, limit: int | None, b
             )
             answers[label] = [r.text for r in results]
         with open(out / f"{task.name}.jsonl", "w") as f:
-            for row, base, adapter in zip(rows, answers["base"], answers["adapter"]):
+            for row, base, adapter in zip(rows, answers["base"], answers["adapter"], strict=True):
                 f.write(
                     json.dumps({"input": row["input"], "target": row["target"], "base": base, "adapter": adapter})
                     + "\n"
@@ -79,7 +79,7 @@ def score(adapters_dir: Path, tasks_dir: Path, out: Path) -> None:
     ]
     for path in sorted(out.glob("*.jsonl")):
         task = load_task(path.stem, tasks_dir)
-        rows = [json.loads(l) for l in path.read_text().splitlines() if l.strip()]
+        rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
         base = sum(metric_score(task.metric, r["base"], r["target"]) for r in rows) / len(rows)
         adapted = sum(metric_score(task.metric, r["adapter"], r["target"]) for r in rows) / len(rows)
         card_path = adapters_dir / task.name / "card.json"
