@@ -1,34 +1,44 @@
-"""The adapter pool: loads PEFT LoRA adapters (safetensors only), validates them and stacks them per module."""
+"""The adapter pool: validated adapters (see adapters.py) stacked per module, within the memory there is."""
 
 from __future__ import annotations
 
 import hashlib
-import json
-import re
-from dataclasses import dataclass, field
-from pathlib import Path
+import logging
+import os
+from dataclasses import dataclass
 
 import torch
-from safetensors.torch import load_file
 from torch import nn
 
-ADAPTER_CONFIG = "adapter_config.json"
-ADAPTER_WEIGHTS = "adapter_model.safetensors"
-PEFT_PREFIX = "base_model.model."
-_KEY = re.compile(r"^(?P<module>.+)\.lora_(?P<ab>[AB])(?:\.[^.]+)?\.weight$")
-_HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
+from .adapters import (
+    ADAPTER_CONFIG,
+    ADAPTER_WEIGHTS,
+    PEFT_PREFIX,
+    AdapterError,
+    LoraAdapter,
+    discover_adapters,
+    discover_one,
+    load_adapter,
+    resolve_adapter_dir,
+    validate_adapter,
+)
 
+__all__ = [
+    "ADAPTER_CONFIG",
+    "ADAPTER_WEIGHTS",
+    "PEFT_PREFIX",
+    "AdapterError",
+    "AdapterPool",
+    "LoraAdapter",
+    "StackedModule",
+    "discover_adapters",
+    "load_adapter",
+    "resolve_adapter_dir",
+    "validate_adapter",
+]
 
-@dataclass(frozen=True)
-class LoraAdapter:
-    """One LoRA adapter as plain tensors: per module (A (r, d_in), B (d_out, r)) and its scaling."""
-
-    name: str
-    source: str
-    factors: dict[str, tuple[torch.Tensor, torch.Tensor]]
-    scalings: dict[str, float]
-    digest: str
-    config: dict = field(repr=False)
+log = logging.getLogger(__name__)
+ON_ERROR = ("raise", "skip")
 
 
 @dataclass(frozen=True)
@@ -45,133 +55,52 @@ class StackedModule:
     covered: tuple[bool, ...]
 
 
-def _pattern_value(patterns: dict, module: str, default):
-    """PEFT's rank_pattern / alpha_pattern lookup: a key matches the end of the module name."""
-    for key, value in (patterns or {}).items():
-        if re.match(rf"(.*\.)?({key})$", module):
-            return value
-    return default
+def stacked_bytes(adapters: list[LoraAdapter], model: nn.Module, dtype: torch.dtype) -> int:
+    """Memory the stacked pool will take: per module N * r_max * (d_in + d_out) elements, plus the scalings."""
+    total = 0
+    item = torch.empty((), dtype=dtype).element_size()
+    for module in {m for a in adapters for m in a.factors}:
+        target = getattr(model.get_submodule(module), "base", model.get_submodule(module))
+        r_max = max(a.factors[module][0].shape[0] for a in adapters if module in a.factors)
+        total += len(adapters) * (r_max * (target.in_features + target.out_features) * item + 4)
+    return total
 
 
-def resolve_adapter_dir(source: str) -> Path:
-    """A local adapter directory, or a hub id downloaded (safetensors and config only)."""
-    path = Path(source).expanduser()
-    if path.is_dir():
-        return path
-    if _HUB_ID.match(source) and not path.exists():
-        try:
-            from huggingface_hub import snapshot_download
-
-            return Path(snapshot_download(source, allow_patterns=[ADAPTER_CONFIG, "*.safetensors"]))
-        except Exception as err:  # hub errors come in many types; all mean "could not fetch"
-            raise FileNotFoundError(
-                f"adapter {source!r} is neither a local directory nor reachable on the hub ({err.__class__.__name__}): "
-                f"download it first and pass its directory"
-            ) from err
-    raise FileNotFoundError(f"adapter directory {source!r} does not exist: pass an existing directory or a hub id")
+def available_bytes(device: torch.device) -> int:
+    """Free memory on the device: the GPU's free memory, or the host's available memory (MemAvailable)."""
+    if device.type == "cuda":
+        return int(torch.cuda.mem_get_info(device)[0])
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
 
 
-def discover_adapters(sources: tuple[str, ...] | list[str]) -> list[Path]:
-    """Expand pool directories (a folder of adapter folders) into adapter directories, in sorted order."""
-    found: list[Path] = []
-    for source in sources:
-        path = resolve_adapter_dir(source)
-        if (path / ADAPTER_CONFIG).is_file():
-            found.append(path)
-            continue
-        children = sorted(p for p in path.iterdir() if (p / ADAPTER_CONFIG).is_file())
-        if not children:
-            raise FileNotFoundError(
-                f"{path} holds no adapter: expected {ADAPTER_CONFIG} in it or in its sub-directories"
-            )
-        found.extend(children)
-    return found
+def _gib(n: int) -> str:
+    return f"{n / 2**30:.2f} GiB"
 
 
-def load_adapter(directory: Path, name: str | None = None) -> LoraAdapter:
-    """Read one PEFT LoRA adapter directory. Only safetensors weights are read (never pickle)."""
-    name = name or directory.name
-    config_path = directory / ADAPTER_CONFIG
-    if not config_path.is_file():
-        raise FileNotFoundError(f"adapter {name!r}: {config_path} is missing")
-    config = json.loads(config_path.read_text())
-    weights_path = directory / ADAPTER_WEIGHTS
-    if not weights_path.is_file():
-        if list(directory.glob("*.bin")):
-            raise ValueError(
-                f"adapter {name!r} at {directory} has only pickle (.bin) weights, which are never loaded: "
-                f"convert them to {ADAPTER_WEIGHTS} (e.g. PeftModel.save_pretrained(..., safe_serialization=True))"
-            )
-        raise FileNotFoundError(f"adapter {name!r}: {weights_path} is missing")
-    peft_type = str(config.get("peft_type", "LORA")).upper()
-    if peft_type != "LORA":
-        raise ValueError(f"adapter {name!r} is a {peft_type} adapter: only LoRA adapters can be routed")
-    for flag in ("use_dora", "lora_bias"):
-        if config.get(flag):
-            raise ValueError(f"adapter {name!r} uses {flag}, which LoGo's merge does not support: retrain without it")
-
-    raw = load_file(str(weights_path))
-    pairs: dict[str, dict[str, torch.Tensor]] = {}
-    for key, tensor in raw.items():
-        match = _KEY.match(key)
-        if match is None:
-            raise ValueError(
-                f"adapter {name!r} has weight {key!r} that is not a LoRA A/B matrix of a linear layer "
-                f"(embeddings, biases and modules_to_save are not supported)"
-            )
-        module = match["module"].removeprefix(PEFT_PREFIX)
-        pairs.setdefault(module, {})[match["ab"]] = tensor
-    if not pairs:
-        raise ValueError(f"adapter {name!r} at {directory} contains no LoRA weights")
-
-    factors, scalings = {}, {}
-    for module, ab in sorted(pairs.items()):
-        if set(ab) != {"A", "B"}:
-            raise ValueError(f"adapter {name!r}: module {module!r} has lora_{next(iter(ab))} but not its partner")
-        a, b = ab["A"], ab["B"]
-        rank = a.shape[0]
-        alpha = _pattern_value(config.get("alpha_pattern"), module, config.get("lora_alpha", rank))
-        scale = alpha / rank**0.5 if config.get("use_rslora") else alpha / rank
-        factors[module] = (a, b)
-        scalings[module] = float(scale)
-    digest = hashlib.sha256(weights_path.read_bytes() + config_path.read_bytes()).hexdigest()[:16]
-    return LoraAdapter(
-        name=name, source=str(directory), factors=factors, scalings=scalings, digest=digest, config=config
-    )
-
-
-def validate_adapter(adapter: LoraAdapter, model: nn.Module) -> None:
-    """Every target module exists in the base model as nn.Linear and every shape matches."""
-    for module, (a, b) in adapter.factors.items():
-        try:
-            target = model.get_submodule(module)
-        except AttributeError:
-            raise ValueError(
-                f"adapter {adapter.name!r} targets {module!r}, but the base model has no such module: "
-                f"was it trained for another base model?"
-            ) from None
-        target = getattr(target, "base", target)  # an already wrapped MixtureLinear validates as its base layer
-        if not isinstance(target, nn.Linear):
-            raise ValueError(
-                f"adapter {adapter.name!r} targets {module!r}, a {type(target).__name__}: only nn.Linear is supported"
-            )
-        rank = a.shape[0]
-        want_a, want_b = (rank, target.in_features), (target.out_features, rank)
-        if a.dim() != 2 or b.dim() != 2 or tuple(a.shape) != want_a or tuple(b.shape) != want_b:
-            raise ValueError(
-                f"adapter {adapter.name!r}, module {module!r}: expected lora_A {want_a} and lora_B {want_b} "
-                f"for this base model, found {tuple(a.shape)} and {tuple(b.shape)} "
-                f"(an adapter for a model with another hidden size?)"
-            )
+def _max_rank(adapter: LoraAdapter) -> int:
+    return max(a.shape[0] for a, _ in adapter.factors.values())
 
 
 class AdapterPool:
-    """N validated adapters; per adapted module the stacked A, B and scalings of all of them."""
+    """N validated adapters; per adapted module the stacked A, B and scalings of all of them.
 
-    def __init__(self, adapters: list[LoraAdapter], model: nn.Module):
+    `refused` lists the adapters that were left out when loading with on_error="skip": (source, reason).
+    """
+
+    MEMORY_HEADROOM = 0.9  # the stacked pool may take this share of the free memory; the rest is for activations
+
+    def __init__(self, adapters: list[LoraAdapter], model: nn.Module, refused: tuple[tuple[str, str], ...] = ()):
         if not adapters:
             raise ValueError(
-                "the adapter pool is empty: give at least one adapter directory or hub id (EngineConfig.adapters, --adapters)"
+                "the adapter pool is empty: give at least one adapter directory or hub id "
+                "(EngineConfig.adapters, --adapters)"
             )
         names = [a.name for a in adapters]
         duplicates = sorted({n for n in names if names.count(n) > 1})
@@ -179,18 +108,79 @@ class AdapterPool:
             raise ValueError(f"adapter names must be unique; repeated: {duplicates}. Rename the directories.")
         for adapter in adapters:
             validate_adapter(adapter, model)
+        param = next(model.parameters())
+        self._check_memory(adapters, model, param.device, param.dtype)
         self.adapters = tuple(adapters)
         self.names = tuple(names)
+        self.refused = tuple(refused)
         self.digest = hashlib.sha256("|".join(f"{a.name}:{a.digest}" for a in adapters).encode()).hexdigest()[:16]
-        param = next(model.parameters())
         self.modules: dict[str, StackedModule] = {
             module: self._stack(module, model.get_submodule(module), param.device, param.dtype)
             for module in sorted({m for a in adapters for m in a.factors})
         }
 
     @classmethod
-    def load(cls, sources, model: nn.Module) -> AdapterPool:
-        return cls([load_adapter(d) for d in discover_adapters(sources)], model)
+    def _check_memory(cls, adapters: list[LoraAdapter], model: nn.Module, device, dtype) -> None:
+        """Refuse, before allocating anything, a pool whose padded stack does not fit in the free memory."""
+        need, free = stacked_bytes(adapters, model, dtype), available_bytes(device)
+        if need > cls.MEMORY_HEADROOM * free:
+            widest = max(adapters, key=_max_rank)
+            raise AdapterError(
+                f"the stacked pool of {len(adapters)} adapters needs {_gib(need)} on {device} (every adapter is "
+                f"zero-padded to the largest rank at each module; adapter {widest.name!r} has rank "
+                f"{_max_rank(widest)}), but only {_gib(free)} is free: drop the highest-rank adapters, serve them "
+                f"in a pool of their own, or use a smaller dtype"
+            )
+
+    @classmethod
+    def load(cls, sources, model: nn.Module, on_error: str = "raise") -> AdapterPool:
+        """Load and validate every adapter of `sources`.
+
+        on_error="raise" stops at the first bad adapter; "skip" keeps the good ones and records each bad one
+        (and, when the padded pool would not fit in memory, the highest-rank ones) in `pool.refused`.
+        """
+        if on_error not in ON_ERROR:
+            raise ValueError(f"on_error={on_error!r}: choose one of {ON_ERROR}")
+        adapters: list[LoraAdapter] = []
+        refused: list[tuple[str, str]] = []
+        for source in sources:
+            try:
+                directories = discover_one(source)
+            except FileNotFoundError as err:
+                if on_error == "raise":
+                    raise
+                refused.append((str(source), str(err)))
+                continue
+            for directory in directories:
+                try:
+                    adapter = load_adapter(directory)
+                    validate_adapter(adapter, model)
+                    if adapter.name in {a.name for a in adapters}:
+                        raise AdapterError(
+                            f"adapter name {adapter.name!r} ({directory}) is already in the pool: names must be "
+                            f"unique; rename the directory"
+                        )
+                except (AdapterError, FileNotFoundError) as err:
+                    if on_error == "raise":
+                        raise
+                    refused.append((str(directory), str(err)))
+                    continue
+                adapters.append(adapter)
+        param = next(model.parameters())
+        while on_error == "skip" and len(adapters) > 1:
+            try:
+                cls._check_memory(adapters, model, param.device, param.dtype)
+                break
+            except AdapterError as err:
+                widest = max(reversed(adapters), key=_max_rank)
+                adapters.remove(widest)
+                refused.append((widest.source, f"left out for memory (rank {_max_rank(widest)}): {err}"))
+        if not adapters:
+            details = "; ".join(f"{source}: {reason}" for source, reason in refused)
+            raise AdapterError(f"no usable adapter among {list(sources)}: {details}")
+        for source, reason in refused:
+            log.warning("adapter refused: %s: %s", source, reason)
+        return cls(adapters, model, refused=tuple(refused))
 
     @classmethod
     def random(
@@ -211,6 +201,7 @@ class AdapterPool:
         pool = cls.__new__(cls)
         pool.names = tuple(f"random_{i:04d}" for i in range(n))
         pool.adapters = ()
+        pool.refused = ()
         pool.digest = f"random:{n}:{rank}:{seed}"
         param = next(model.parameters())
         generator = torch.Generator(device=param.device).manual_seed(seed)
@@ -248,7 +239,7 @@ class AdapterPool:
         a = torch.zeros(n, r_max, target.in_features, dtype=dtype)
         b = torch.zeros(n, target.out_features, r_max, dtype=dtype)
         scaling = torch.zeros(n, dtype=torch.float32)
-        for i, (adapter, f) in enumerate(zip(self.adapters, present)):
+        for i, (adapter, f) in enumerate(zip(self.adapters, present, strict=True)):
             if f is None:
                 continue
             rank = f[0].shape[0]
@@ -263,20 +254,33 @@ class AdapterPool:
         """Memory of the stacked pool on its device."""
         return sum(m.a.nbytes + m.b.nbytes + m.scaling.nbytes for m in self.modules.values())
 
+    @property
+    def pad_index(self) -> int:
+        """An index that selects no adapter: padding of mixtures narrower than their batch."""
+        return len(self.names)
+
     def mixture_factors(self, index: torch.Tensor, coef: torch.Tensor) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
         """Per module, the weighted mixture of selected adapters as one stacked low-rank product.
 
-        index: (B, K) adapter indices; coef: (B, K) merge weights (0 for padding).
+        index: (B, K) adapter indices; coef: (B, K) merge weights. A slot is padding when its index is
+        `pad_index` (or out of range) or its weight is 0: its factors are exact zeros, never 0 times an adapter's
+        factors, so no adapter's values (not even a NaN) reach another row.
         Returns module -> (a_t (B, d_in, K*r), b_t (B, K*r, d_out)) with w_i * scaling_i folded into b_t,
         so that x @ a_t @ b_t == sum_i w_i scaling_i B_i A_i x for every row.
         """
         rows, k = index.shape
+        pad = (coef == 0) | (index < 0) | (index >= len(self.names))  # (B, K)
+        index = index.masked_fill(pad, 0)  # a valid index to gather; the gathered values are replaced below
+        keep = ~pad[..., None, None]  # (B, K, 1, 1)
         factors = {}
         for module, st in self.modules.items():
             r = st.a.shape[1]
+            zero = torch.zeros((), dtype=st.a.dtype, device=st.a.device)
             c = (coef.to(st.scaling) * st.scaling[index]).to(st.b.dtype)  # (B, K)
-            a_t = st.a[index].reshape(rows, k * r, -1).transpose(1, 2)  # (B, d_in, K*r)
-            b_t = (st.b[index] * c[..., None, None]).permute(0, 1, 3, 2).reshape(rows, k * r, -1)  # (B, K*r, d_out)
+            a_sel = torch.where(keep, st.a[index], zero)  # (B, K, r, d_in)
+            b_sel = torch.where(keep, st.b[index] * c[..., None, None], zero)  # (B, K, d_out, r)
+            a_t = a_sel.reshape(rows, k * r, -1).transpose(1, 2)  # (B, d_in, K*r)
+            b_t = b_sel.permute(0, 1, 3, 2).reshape(rows, k * r, -1)  # (B, K*r, d_out)
             factors[module] = (a_t.contiguous(), b_t.contiguous())
         return factors
 
