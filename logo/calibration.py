@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
+import math
 import os
 import tempfile
 from dataclasses import asdict, dataclass
@@ -12,6 +14,8 @@ from pathlib import Path
 import torch
 
 from .config import SIGNALS, ProbeConfig
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -66,30 +70,84 @@ def calibration_key(
     return hashlib.sha256(payload.encode()).hexdigest()[:24]
 
 
-def load_cached(cache_dir: Path, key: str) -> CalibrationStats | None:
+def entry_problems(stats: CalibrationStats, key: str, adapters: tuple[str, ...] | None = None) -> list[str]:
+    """Why a cache entry cannot be trusted (empty when it can): wrong key or adapters, bad shapes or values."""
+    problems = []
+    if stats.key != key:
+        problems.append(f"its key is {stats.key!r}, not {key!r}")
+    if adapters is not None and tuple(stats.adapters) != tuple(adapters):
+        problems.append(f"it holds statistics of adapters {list(stats.adapters)}, not of the pool {list(adapters)}")
+    if not isinstance(stats.n_prompts, int) or stats.n_prompts < 2:
+        problems.append(f"n_prompts is {stats.n_prompts!r}, not an integer >= 2")
+    for what, values in (("mean", stats.mean), ("std", stats.std)):
+        if set(values) != set(SIGNALS):
+            problems.append(f"{what} covers signals {sorted(values)}, not {sorted(SIGNALS)}")
+        for signal, row in values.items():
+            if len(row) != len(stats.adapters):
+                problems.append(f"{what}[{signal!r}] has {len(row)} values for {len(stats.adapters)} adapters")
+            elif not all(isinstance(v, (int, float)) and math.isfinite(v) for v in row):
+                problems.append(f"{what}[{signal!r}] holds non-finite values")
+            elif what == "std" and min(row, default=1.0) <= 0:
+                problems.append(f"std[{signal!r}] holds values <= 0")
+    return problems
+
+
+def load_cached(cache_dir: Path, key: str, adapters: tuple[str, ...] | None = None) -> CalibrationStats | None:
+    """The cached statistics of `key`, or None when absent or not to be trusted (then the caller recomputes them).
+
+    `adapters` (the pool's names, in order) is checked too when given.
+    """
     path = cache_dir / "calibration" / f"{key}.json"
     if not path.is_file():
         return None
     try:
         data = json.loads(path.read_text())
-        return CalibrationStats(
+        stats = CalibrationStats(
             key=data["key"],
             adapters=tuple(data["adapters"]),
             mean={s: tuple(v) for s, v in data["mean"].items()},
             std={s: tuple(v) for s, v in data["std"].items()},
             n_prompts=data["n_prompts"],
         )
-    except (OSError, ValueError, KeyError):
-        return None  # a damaged cache entry is recomputed, never trusted
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:
+        log.warning("calibration cache %s is unreadable (%s): recomputing it", path, err)
+        return None
+    problems = entry_problems(stats, key, adapters)
+    if problems:
+        log.warning("calibration cache %s is not trusted (%s): recomputing it", path, "; ".join(problems))
+        return None
+    return stats
 
 
-def save_cached(cache_dir: Path, stats: CalibrationStats) -> None:
+_UNWRITABLE: set[Path] = set()  # cache folders already reported as unwritable: said once, not per request
+
+
+def save_cached(cache_dir: Path, stats: CalibrationStats) -> bool:
+    """Write the statistics atomically; False (and one warning per folder) when the cache cannot be written.
+
+    A read-only cache is not an error: the caller keeps the statistics in memory.
+    """
     folder = cache_dir / "calibration"
-    folder.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        json.dump(asdict(stats), f)
-    os.replace(tmp, folder / f"{stats.key}.json")
+    tmp = None
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")
+        with os.fdopen(fd, "w") as f:
+            json.dump(asdict(stats), f)
+        os.replace(tmp, folder / f"{stats.key}.json")
+        return True
+    except OSError as err:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+        if folder not in _UNWRITABLE:
+            _UNWRITABLE.add(folder)
+            log.warning(
+                "the calibration cache %s cannot be written (%s): statistics are kept in memory for this process "
+                "only; set LOGO_CACHE (EngineConfig.cache_dir) to a writable directory to keep them",
+                folder,
+                err,
+            )
+        return False
 
 
 def read_reference_prompts(path: Path) -> list[str]:
