@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import math
+import numbers
 import os
-from dataclasses import asdict, dataclass, field, replace
+import re
+from dataclasses import MISSING, asdict, dataclass, field, fields, replace
 from pathlib import Path
+from typing import Any
 
 SIGNALS = ("norm", "entropy")
 CALIBRATIONS = ("none", "mean", "zscore")
 PROBE_INPUTS = ("module", "residual")
 AGGREGATES = ("last", "mean")
 MODES = ("mixture", "fused")
+DTYPES = ("auto", "float32", "bfloat16", "float16")
+DEVICE_PATTERN = re.compile(r"cpu|mps|cuda(:\d+)?")  # what torch.device accepts among the backends the engine runs on
 
 # 60 generic prompts from no task, shipped inside the package: calibration needs some reference set, and a
 # pool that ships its adapters' own sample inputs (the zoo does) should pass those instead
@@ -25,9 +31,69 @@ def default_cache_dir() -> Path:
     return Path(base) / "logo-studio"
 
 
+def field_default(config: type, name: str) -> Any:
+    """The default of one field of a config dataclass (a `default_factory` is called): defaults live only here."""
+    spec = _field(config, name)
+    return spec.default_factory() if spec.default is MISSING else spec.default
+
+
+def field_help(config: type, name: str) -> str:
+    """The help text of one field of a config dataclass, for CLI options and UI labels."""
+    return _field(config, name).metadata.get("help", "")
+
+
+def _field(config: type, name: str):
+    for spec in fields(config):
+        if spec.name == name:
+            return spec
+    raise ValueError(f"{config.__name__} has no field {name!r}: choose one of {[f.name for f in fields(config)]}")
+
+
+def check_text(text: Any, what: str = "the prompt") -> str:
+    """`text` if it is a string that UTF-8 can encode; a lone surrogate (from undecodable bytes) is an error."""
+    if not isinstance(text, str):
+        raise ValueError(f"{what} is a {type(text).__name__}, not text: pass a string")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as err:
+        raise ValueError(
+            f"{what} holds {text[err.start]!r} at character {err.start}, a lone surrogate that is not valid "
+            f"Unicode (text decoded from bytes that are not UTF-8?): re-encode it as UTF-8"
+        ) from None
+    return text
+
+
+def as_int(what: str, value: Any, minimum: int | None = None, wanted: str = "") -> int:
+    """`value` as an int: integral floats (3.0, as UI sliders send) are accepted, 2.7, bools and strings are not.
+
+    `wanted` describes the accepted values in the error ("a positive integer"); by default "an integer >= minimum".
+    """
+    wanted = wanted or ("an integer" if minimum is None else f"an integer >= {minimum}")
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ValueError(f"{what} must be {wanted}, got {value!r} (a {type(value).__name__})")
+    if not math.isfinite(value) or value != int(value):
+        raise ValueError(f"{what} must be {wanted}, got {value!r}: it is not a whole number")
+    if minimum is not None and value < minimum:
+        raise ValueError(f"{what} must be {wanted}, got {value!r}")
+    return int(value)
+
+
+def as_finite_float(what: str, value: Any) -> float:
+    """`value` as a float; NaN, infinities, bools and strings are errors."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ValueError(f"{what} must be a number, got {value!r} (a {type(value).__name__})")
+    if not math.isfinite(value):
+        raise ValueError(f"{what} must be a finite number, got {value!r}")
+    return float(value)
+
+
 def _check_choice(what: str, value: str, choices: tuple[str, ...]) -> None:
     if value not in choices:
         raise ValueError(f"unknown {what} {value!r}: choose one of {', '.join(choices)}")
+
+
+def _set(config: Any, name: str, value: Any) -> None:
+    object.__setattr__(config, name, value)  # normalising a frozen dataclass's field in __post_init__
 
 
 @dataclass(frozen=True)
@@ -55,9 +121,11 @@ class ProbeConfig:
     )
 
     def __post_init__(self) -> None:
+        _set(self, "block", as_int("probe block", self.block, wanted="an integer (negative counts from the end)"))
         _check_choice("probe input", self.probe_input, PROBE_INPUTS)
         _check_choice("token aggregation", self.aggregate, AGGREGATES)
-        if not self.module or self.module.startswith(".") or self.module.endswith("."):
+        module = self.module if isinstance(self.module, str) else ""
+        if not module or module.startswith(".") or module.endswith("."):
             raise ValueError(f"probe module {self.module!r} is not a dotted module path like 'self_attn.q_proj'")
 
 
@@ -83,8 +151,9 @@ class RoutingConfig:
     def __post_init__(self) -> None:
         _check_choice("signal", self.signal, SIGNALS)
         _check_choice("calibration", self.calibration, CALIBRATIONS)
-        if isinstance(self.k, bool) or not isinstance(self.k, int) or self.k < 1:
-            raise ValueError(f"k must be a positive integer (1 <= k <= pool size), got {self.k!r}")
+        _set(self, "k", as_int("k", self.k, 1, wanted="a positive integer (1 <= k <= pool size)"))
+        if not isinstance(self.probe, ProbeConfig):
+            raise ValueError(f"probe must be a ProbeConfig, got {type(self.probe).__name__}")
 
     def with_(self, **changes) -> RoutingConfig:
         """A copy with some fields changed; probe fields may be given by name (block=..., aggregate=...)."""
@@ -126,14 +195,22 @@ class GenerationConfig:
 
     def __post_init__(self) -> None:
         _check_choice("mode", self.mode, MODES)
-        if isinstance(self.max_new_tokens, bool) or not isinstance(self.max_new_tokens, int) or self.max_new_tokens < 1:
-            raise ValueError(f"max_new_tokens must be a positive integer, got {self.max_new_tokens!r}")
+        _set(self, "max_new_tokens", as_int("max_new_tokens", self.max_new_tokens, 1, wanted="a positive integer"))
+        _set(self, "temperature", as_finite_float("temperature", self.temperature))
         if self.temperature < 0:
             raise ValueError(f"temperature must be >= 0 (0 is greedy), got {self.temperature}")
+        _set(self, "top_p", as_finite_float("top_p", self.top_p))
         if not 0 < self.top_p <= 1:
             raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
-        if self.top_k < 0:
-            raise ValueError(f"top_k must be >= 0 (0 disables it), got {self.top_k}")
+        _set(self, "top_k", as_int("top_k", self.top_k, 0, wanted="an integer >= 0 (0 disables it)"))
+        if self.seed is not None:
+            _set(self, "seed", as_int("seed", self.seed, 0, wanted="an integer in [0, 2**64) or None for a fresh one"))
+            if self.seed >= 2**64:  # torch's generators take 64-bit seeds
+                raise ValueError(f"seed must be an integer in [0, 2**64) or None for a fresh one, got {self.seed}")
+        for name in ("ignore_eos", "cuda_graph"):
+            value = getattr(self, name)
+            if not isinstance(value, bool) and not (name == "cuda_graph" and value is None):
+                raise ValueError(f"{name} must be True or False, got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -154,7 +231,9 @@ class EngineConfig:
             "pool directory: every sub-directory holding an adapter is loaded."
         },
     )
-    device: str | None = field(default=None, metadata={"help": "'cuda', 'cpu', ...; None picks CUDA when available."})
+    device: str | None = field(
+        default=None, metadata={"help": "'cpu', 'cuda', 'cuda:N' or 'mps'; None picks CUDA when available."}
+    )
     dtype: str = field(
         default="auto",
         metadata={"help": "'auto' (bfloat16 on CUDA, float32 on the CPU), 'float32', 'bfloat16' or 'float16'."},
@@ -178,6 +257,13 @@ class EngineConfig:
         object.__setattr__(self, "adapters", tuple(str(a) for a in self.adapters))
         object.__setattr__(self, "cache_dir", Path(self.cache_dir))
         object.__setattr__(self, "reference_prompts", Path(self.reference_prompts))
-        _check_choice("dtype", self.dtype, ("auto", "float32", "bfloat16", "float16"))
-        if self.max_new_tokens_cap < 1 or self.max_prompt_tokens < 1:
-            raise ValueError("max_new_tokens_cap and max_prompt_tokens must be positive")
+        for adapter in self.adapters:
+            check_text(adapter, "an adapter path")
+        _check_choice("dtype", self.dtype, DTYPES)
+        if self.device is not None and not (isinstance(self.device, str) and DEVICE_PATTERN.fullmatch(self.device)):
+            raise ValueError(
+                f"unknown device {self.device!r}: use 'cpu', 'cuda', 'cuda:N' (e.g. 'cuda:0') or 'mps', "
+                f"or leave it unset (None) to pick CUDA when available"
+            )
+        for name in ("max_new_tokens_cap", "max_prompt_tokens"):
+            _set(self, name, as_int(name, getattr(self, name), 1, wanted="a positive integer"))
