@@ -1,4 +1,4 @@
-"""Entry point of `python -m app`."""
+"""Entry point of `python -m logo`: the same command line as the `logo` console script."""
 
 import sys
 
