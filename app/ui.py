@@ -15,7 +15,18 @@ import plotly.graph_objects as go
 
 from analysis.export import PngExportUnavailable, png_export_available
 from analysis.similarity import TaskEmbedder
-from logo.config import AGGREGATES, CALIBRATIONS, MODES, PROBE_INPUTS, SIGNALS
+from logo.config import (
+    AGGREGATES,
+    CALIBRATIONS,
+    MODES,
+    PROBE_INPUTS,
+    SIGNALS,
+    GenerationConfig,
+    ProbeConfig,
+    RoutingConfig,
+    field_default,
+    field_help,
+)
 from logo.engine import LoGoEngine
 from logo.probe import decoder_blocks
 
@@ -163,6 +174,16 @@ class Actions:
         return gr.skip() if index is None else self.studio.data.examples[int(index)].prompt
 
 
+def field_values(config: type, name: str, most: int | None = None) -> dict:
+    """A control's `value` and `info` from a config field's default and help (capped at `most`, for sliders)."""
+    default = field_default(config, name)
+    return {"value": default if most is None else min(default, most), "info": field_help(config, name)}
+
+
+def routing_field(name: str, most: int | None = None) -> dict:
+    return field_values(RoutingConfig, name, most)
+
+
 def probe_modules(engine: LoGoEngine, block: int = -1) -> list[str]:
     """Module paths inside a block that every adapter adapts (the only ones the probe can score)."""
     blocks = decoder_blocks(engine.model)
@@ -216,30 +237,49 @@ def build_demo(
                     route_btn = gr.Button("Route only", elem_id="route", scale=1)
                 with gr.Group(elem_id="settings"):
                     with gr.Row():
-                        signal = gr.Radio(list(SIGNALS), value="norm", label="Signal", elem_id="signal")
-                        mode = gr.Radio(list(MODES), value="mixture", label="Merge mode", elem_id="mode")
+                        signal = gr.Radio(list(SIGNALS), label="Signal", elem_id="signal", **routing_field("signal"))
+                        mode = gr.Radio(
+                            list(MODES), label="Merge mode", elem_id="mode", **field_values(GenerationConfig, "mode")
+                        )
                     calibration = gr.Radio(
-                        list(CALIBRATIONS),
-                        value="none",
-                        elem_id="calibration",
-                        label="Calibration (none = the paper's raw signal)",
+                        list(CALIBRATIONS), elem_id="calibration", label="Calibration", **routing_field("calibration")
                     )
                     with gr.Row():
-                        k = gr.Slider(1, n_adapters, value=engine.default_routing.k, step=1, label="k (adapters kept)")
-                        max_new = gr.Slider(1, cap, value=min(64, cap), step=1, label="Max new tokens")
+                        k = gr.Slider(
+                            1, n_adapters, step=1, label="k (adapters kept)", **routing_field("k", most=n_adapters)
+                        )
+                        max_new = gr.Slider(
+                            1,
+                            cap,
+                            step=1,
+                            label="Max new tokens",
+                            **field_values(GenerationConfig, "max_new_tokens", most=cap),
+                        )
                 with gr.Accordion("Advanced: where the probe reads", open=False, elem_id="advanced"):
                     with gr.Row():
+                        block_default = field_default(ProbeConfig, "block") % studio.n_blocks  # -1: the last block
                         block = gr.Slider(
                             0,
                             studio.n_blocks - 1,
-                            value=studio.n_blocks - 1,
+                            value=block_default,
                             step=1,
-                            label="Probe block (default: the last)",
+                            label="Probe block",
+                            info=field_help(ProbeConfig, "block"),
                         )
-                        module = gr.Dropdown(modules, value=modules[0] if modules else None, label="Probe module")
+                        module_default = field_default(ProbeConfig, "module")
+                        module = gr.Dropdown(
+                            modules,
+                            value=module_default if module_default in modules else next(iter(modules), None),
+                            label="Probe module",
+                            info=field_help(ProbeConfig, "module"),
+                        )
                     with gr.Row():
-                        probe_input = gr.Radio(list(PROBE_INPUTS), value="module", label="Probe input")
-                        aggregate = gr.Radio(list(AGGREGATES), value="last", label="Token aggregation")
+                        probe_input = gr.Radio(
+                            list(PROBE_INPUTS), label="Probe input", **field_values(ProbeConfig, "probe_input")
+                        )
+                        aggregate = gr.Radio(
+                            list(AGGREGATES), label="Token aggregation", **field_values(ProbeConfig, "aggregate")
+                        )
                 answer = gr.Textbox(
                     label="Answer", lines=5, max_lines=16, interactive=False, buttons=["copy"], elem_id="answer"
                 )
@@ -268,7 +308,7 @@ def build_demo(
                 )
             with gr.Column(scale=7, min_width=480, elem_id="plots"):
                 # the figures carry their own titles, so the components show no label over them
-                initial = {name: for_display(fig) for name, fig in dataset_figures(studio, "norm").items()}
+                initial = {name: for_display(fig) for name, fig in dataset_figures(studio, signal.value).items()}
                 heatmap = gr.Plot(
                     initial["signal_heatmap"], label="Signal heatmap", show_label=False, elem_id="plot-heatmap"
                 )

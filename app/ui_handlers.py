@@ -18,7 +18,7 @@ import plotly.graph_objects as go
 
 from analysis import export, figures
 from analysis.similarity import TaskEmbedder, load_task_centroids
-from logo.config import GenerationConfig, ProbeConfig, RoutingConfig
+from logo.config import GenerationConfig, ProbeConfig, RoutingConfig, as_int, check_text, field_default
 from logo.engine import LoGoEngine
 from logo.probe import decoder_blocks
 from logo.results import Generation, Routing
@@ -34,20 +34,25 @@ PROMPT_ROW = "▶ this prompt"
 
 @dataclass(frozen=True)
 class Controls:
-    """The routing settings of the UI; `block` is a non-negative index, the last block maps to the default -1."""
+    """The routing settings of the UI, defaulting to RoutingConfig's and ProbeConfig's own defaults.
 
-    signal: str = "norm"
-    calibration: str = "none"
-    k: int = 3
-    block: int = -1
-    module: str = "self_attn.q_proj"
-    probe_input: str = "module"
-    aggregate: str = "last"
+    `block` is the index the slider shows (non-negative); the last block maps to the default -1. Numbers may
+    arrive as floats from sliders and the web API: 3.0 is 3, but 2.7 is an error, never silently 2.
+    """
+
+    signal: str = field_default(RoutingConfig, "signal")
+    calibration: str = field_default(RoutingConfig, "calibration")
+    k: int = field_default(RoutingConfig, "k")
+    block: int = field_default(ProbeConfig, "block")
+    module: str = field_default(ProbeConfig, "module")
+    probe_input: str = field_default(ProbeConfig, "probe_input")
+    aggregate: str = field_default(ProbeConfig, "aggregate")
 
     def routing(self, n_blocks: int) -> RoutingConfig:
-        block = -1 if int(self.block) in (-1, n_blocks - 1) else int(self.block)  # -1 shares the calibration cache
+        block = as_int("probe block", self.block)
+        block = -1 if block in (-1, n_blocks - 1) else block  # -1 shares the calibration cache
         probe = ProbeConfig(block=block, module=self.module, probe_input=self.probe_input, aggregate=self.aggregate)
-        return RoutingConfig(signal=self.signal, k=int(self.k), calibration=self.calibration, probe=probe)
+        return RoutingConfig(signal=self.signal, k=self.k, calibration=self.calibration, probe=probe)
 
 
 @dataclass(frozen=True)
@@ -127,7 +132,7 @@ class EmptyPrompt(ValueError):
 
 def clean_prompt(prompt: str | None, limit: int = MAX_PROMPT_CHARS) -> tuple[str, list[str]]:
     """The prompt cut to `limit` characters, and the notices to show; raises EmptyPrompt when there is none."""
-    prompt = (prompt or "").strip()
+    prompt = check_text(prompt or "", "the prompt").strip()
     if not prompt:
         raise EmptyPrompt("Type a prompt first (or pick an example): there is nothing to route.")
     if len(prompt) > limit:
@@ -137,7 +142,7 @@ def clean_prompt(prompt: str | None, limit: int = MAX_PROMPT_CHARS) -> tuple[str
 
 def cap_new_tokens(requested: float, cap: int) -> tuple[int, list[str]]:
     """max_new_tokens within 1..cap, and the notice to show when it was changed."""
-    wanted = int(requested)
+    wanted = as_int("max new tokens", requested)
     capped = min(max(wanted, 1), cap)
     if capped == wanted:
         return capped, []
@@ -163,7 +168,7 @@ def routing_table(routing: Routing, categories: Mapping[str, str]) -> pd.DataFra
             "weight": weights.get(name, 0.0),
             "selected": name in weights,
         }
-        for name, signal, score in zip(routing.adapters, routing.signals, routing.scores)
+        for name, signal, score in zip(routing.adapters, routing.signals, routing.scores, strict=True)
     ]
     table = pd.DataFrame(rows, columns=TABLE_COLUMNS)
     return table.sort_values("score", ascending=False, kind="stable").reset_index(drop=True)
@@ -210,7 +215,8 @@ def scatter_figure(studio: Studio, routing: Routing | None = None) -> go.Figure:
     notes, highlight = [], None
     similarity = prompt_similarities(studio, routing) if routing is not None else {}
     if similarity:
-        rows = [(w, similarity[a], a) for a, w in zip(routing.selected, routing.weights) if a in similarity]
+        pairs = zip(routing.selected, routing.weights, strict=True)
+        rows = [(w, similarity[a], a) for a, w in pairs if a in similarity]
         highlight = pd.DataFrame(rows, columns=["weight", "similarity", "adapter"]).assign(task=PROMPT_ROW)
         notes.append("red: this prompt's selected adapters")
         if len(rows) < len(routing.selected):

@@ -10,10 +10,11 @@ import sys
 import threading
 import types
 import zipfile
-from dataclasses import replace
+from dataclasses import asdict
 from pathlib import Path
 
 import gradio as gr
+import httpx
 import numpy as np
 import pandas as pd
 import pytest
@@ -35,7 +36,7 @@ from app.ui_handlers import (
     generate_stream,
     route_view,
 )
-from logo.config import EngineConfig, GenerationConfig, RoutingConfig
+from logo.config import EngineConfig, GenerationConfig, ProbeConfig, RoutingConfig, field_default, field_help
 from logo.engine import LoGoEngine
 
 REPO = Path(__file__).resolve().parent.parent
@@ -103,10 +104,16 @@ def write_tiny_assets(root: Path) -> Path:
     for signal in ("norm", "entropy"):
         matrix = rng.random((6, 5)) + 2 * np.eye(6, 5)  # a block diagonal, as in the paper
         pd.DataFrame(matrix, index=list(TASKS), columns=list(CATEGORIES)).to_csv(results / f"signals_{signal}.csv")
-    points = [(w, s, a, t) for w, s, a, t in zip(rng.random(12), rng.random(12), list(CATEGORIES) * 3, list(TASKS) * 2)]
+    columns = (rng.random(12), rng.random(12), list(CATEGORIES) * 3, list(TASKS) * 2)  # 12 rows: the shortest
+    points = list(zip(*columns, strict=False))
     points = pd.DataFrame(points, columns=["weight", "similarity", "adapter", "task"])
     points.to_csv(results / "weight_similarity.csv", index=False)
     return root
+
+
+def untimed(routing) -> dict:
+    """A routing's fields without its timings (probe_ms, queue_ms...), which differ from run to run."""
+    return {name: value for name, value in asdict(routing).items() if not name.endswith("_ms")}
 
 
 def free_port() -> int:
@@ -171,7 +178,7 @@ def test_adapter_categories_from_cards_else_unknown(engine, assets, tmp_path):
 def test_routing_table_equals_engine_route(studio, engine, controls):
     view = route_view(studio, "  translate the sentence to french  ", controls)
     expected = engine.route("translate the sentence to french", controls.routing(studio.n_blocks))[0]
-    assert replace(view.routing, probe_ms=0) == replace(expected, probe_ms=0)
+    assert untimed(view.routing) == untimed(expected)
     table = view.table.set_index("adapter")
     assert list(view.table.columns) == TABLE_COLUMNS
     assert set(table.index) == set(expected.adapters)
@@ -186,6 +193,45 @@ def test_routing_table_equals_engine_route(studio, engine, controls):
 def test_last_block_maps_to_the_default_probe(studio):
     assert Controls(block=studio.n_blocks - 1).routing(studio.n_blocks).probe.block == -1
     assert Controls(block=1).routing(studio.n_blocks).probe.block == 1
+
+
+def test_controls_default_to_the_config_defaults():
+    assert Controls().routing(n_blocks=4) == RoutingConfig()
+    assert Controls(k=3.0, block=1.0).routing(4) == RoutingConfig(k=3).with_(block=1)  # sliders send floats
+
+
+@pytest.mark.parametrize(
+    "make, match",
+    [
+        (lambda: Controls(k=2.7).routing(4), "k must be a positive integer .*got 2.7: it is not a whole number"),
+        (lambda: Controls(block=1.5).routing(4), "probe block must be an integer, got 1.5: it is not a whole number"),
+        (lambda: Controls(k=None).routing(4), r"k must be a positive integer .*\(a NoneType\)"),
+        (lambda: cap_new_tokens(2.5, 10), "max new tokens must be an integer, got 2.5: it is not a whole number"),
+        (lambda: clean_prompt("caf\udce9"), "the prompt holds '\\\\udce9' at character 3, a lone surrogate"),
+    ],
+)
+def test_bad_control_values_are_clear_errors(make, match):
+    with pytest.raises(ValueError, match=match):
+        make()
+
+
+def test_page_controls_show_the_config_defaults_and_help(engine, assets):
+    demo = build_demo(engine, examples=EXAMPLES, assets_dir=assets, embedder=HashEmbedder())
+    shown = {block.label: block for block in demo.blocks.values() if getattr(block, "label", None)}
+    for label, config, name in [
+        ("Signal", RoutingConfig, "signal"),
+        ("Calibration", RoutingConfig, "calibration"),
+        ("k (adapters kept)", RoutingConfig, "k"),
+        ("Merge mode", GenerationConfig, "mode"),
+        ("Max new tokens", GenerationConfig, "max_new_tokens"),
+        ("Probe module", ProbeConfig, "module"),
+        ("Probe input", ProbeConfig, "probe_input"),
+        ("Token aggregation", ProbeConfig, "aggregate"),
+    ]:
+        assert shown[label].value == field_default(config, name), label
+        assert shown[label].info == field_help(config, name), label
+    assert shown["Probe block"].value == 3  # the default -1: the tiny model's last block
+    assert shown["Probe block"].info == field_help(ProbeConfig, "block")
 
 
 def test_figures_have_data(studio):
@@ -312,7 +358,7 @@ def test_app_calibrates_the_zoo_on_its_own_sample_inputs_unless_told_otherwise(t
     mine = tmp_path / "mine.txt"
     mine.write_text("a prompt\n")
     assert module.engine_config_from_env({"LOGO_REFERENCE_PROMPTS": str(mine)}).reference_prompts == mine
-    with pytest.raises(SystemExit, match="LOGO_REFERENCE_PROMPTS=.*not a file"):
+    with pytest.raises(SystemExit, match=r"LOGO_REFERENCE_PROMPTS=.*not a file"):
         module.engine_config_from_env({"LOGO_REFERENCE_PROMPTS": str(tmp_path / "missing.txt")})
 
 
@@ -342,9 +388,10 @@ def test_route_endpoint_equals_engine_route(served):
     expected = engine.route(prompt, RoutingConfig(signal="entropy", k=2))[0]
     frame = pd.DataFrame(table["data"], columns=table["headers"])
     assert set(frame.loc[frame["selected"] == "✓", "adapter"]) == set(expected.selected)
-    assert dict(zip(frame["adapter"], frame["signal"])) == pytest.approx(expected.signal_by_adapter, rel=1e-3)
+    signals = dict(zip(frame["adapter"], frame["signal"], strict=True))
+    assert signals == pytest.approx(expected.signal_by_adapter, rel=1e-3)
     weights = {**dict.fromkeys(expected.adapters, 0.0), **expected.mixture}
-    assert dict(zip(frame["adapter"], frame["weight"])) == pytest.approx(weights, abs=1e-3)
+    assert dict(zip(frame["adapter"], frame["weight"], strict=True)) == pytest.approx(weights, abs=1e-3)
     assert heatmap and scatter and status == ""
 
 
@@ -364,6 +411,24 @@ def test_errors_are_shown_and_the_server_keeps_serving(served):
         client.predict("one two " * 150, *_settings(), "mixture", 4, api_name="/generate")
     answer, *_ = client.predict("what is two + three ?", *_settings(), "mixture", 4, api_name="/generate")
     assert isinstance(answer, str)
+
+
+def test_web_api_accepts_whole_floats_and_refuses_fractions(served):
+    """A JSON client may send k=3.0 (it is 3); k=2.7 was silently 2, and a lone surrogate a raw UnicodeEncodeError."""
+    _, client = served
+    prompt = "sort the words cat dog bird"
+    as_float = client.predict(prompt, *_settings(k=3.0, block=3.0), api_name="/route")[0]
+    assert as_float == client.predict(prompt, *_settings(k=3), api_name="/route")[0]
+    with pytest.raises(AppError, match=r"k must be a positive integer .*got 2\.7: it is not a whole number"):
+        client.predict(prompt, *_settings(k=2.7), api_name="/route")
+    with pytest.raises(AppError, match=r"max new tokens must be an integer, got 2\.5"):
+        client.predict(prompt, *_settings(), "mixture", 2.5, api_name="/generate")
+    # gradio_client cannot encode a lone surrogate, but a JSON body can carry one as an escape
+    body = json.dumps({"data": ["caf\udce9", *_settings()]})  # ensure_ascii: "\\udce9"
+    base = client.src.rstrip("/")
+    event = httpx.post(f"{base}/gradio_api/call/route", content=body, headers={"content-type": "application/json"})
+    stream = httpx.get(f"{base}/gradio_api/call/route/{event.json()['event_id']}", timeout=30).text
+    assert "event: error" in stream and "a lone surrogate that is not valid Unicode" in stream, stream
 
 
 def test_concurrent_requests_each_get_the_answer_they_get_alone(served, monkeypatch):
@@ -395,12 +460,12 @@ def test_concurrent_requests_each_get_the_answer_they_get_alone(served, monkeypa
     ] * 2  # two rounds: probes of some requests overlap the decoding of others
     jobs = [client.submit(p, *_settings(**changes), mode, 16, api_name="/generate") for p, changes, mode in requests]
     answers = []
-    for job, request in zip(jobs, requests):
+    for job, request in zip(jobs, requests, strict=True):
         try:
             answers.append(job.result(timeout=60)[0])
         except AppError as err:  # report which request failed, not just the first traceback
             pytest.fail(f"concurrent request {request} failed: {err}")
-    for (prompt, changes, mode), answer in zip(requests, answers):
+    for (prompt, changes, mode), answer in zip(requests, answers, strict=True):
         routing = Controls(**{**SETTINGS, **changes}).routing(4)
         alone = engine.generate(prompt, routing, GenerationConfig(mode=mode, max_new_tokens=16))
         assert answer == alone.text, (prompt, changes, mode)
