@@ -365,3 +365,16 @@ def test_a_prompt_and_input_together_are_refused(capsys, tmp_path, model_dir, ti
     assert code == 2 and f"give either a prompt or --input {batch}, not both" in err
     code, _, err = _run(capsys, "route", "--input", str(tmp_path / "none.txt"), *_tiny_args(model_dir, tiny_world))
     assert code == 2 and "none.txt" in err
+
+
+def test_a_closed_pipe_ends_quietly(capsys, monkeypatch, model_dir, tiny_world):
+    import io
+    import sys
+
+    class ClosedPipe(io.StringIO):
+        def write(self, text):
+            raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setattr(sys, "stdout", ClosedPipe())
+    code = main(["route", "count one two", *_tiny_args(model_dir, tiny_world)])
+    assert code == 141 and "Traceback" not in capsys.readouterr().err
