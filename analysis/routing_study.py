@@ -105,6 +105,27 @@ class SignalBank:
         return SignalBank(tuple(names), self.depth, signals)
 
 
+def load_bank(name: str, prompts: Sequence[str], adapters: Sequence[str] | None = None, depth: int = 30) -> SignalBank:
+    """A cached bank without loading the model (CACHE_DIR/<name>.pt), optionally restricted to some adapters."""
+    path = CACHE_DIR / f"{name}.pt"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing: run the step that probes it (see the analysis module's usage)")
+    data = torch.load(path)
+    if data["prompts"] != list(prompts):
+        raise ValueError(f"{path} holds other prompts than asked for: delete it and probe again")
+    bank = SignalBank(tuple(data["adapters"]), depth, data["signals"])
+    return bank.columns(adapters) if adapters is not None else bank
+
+
+def cached_reference_stats(adapters: Sequence[str], depth: int = 30) -> Stats:
+    """reference_stats from the cached reference banks, restricted to `adapters` (no model needed)."""
+    stats = {}
+    for reference, path in REFERENCE_FILES.items():
+        bank = load_bank(f"reference_{reference}", read_reference_prompts(path), adapters, depth)
+        stats.update(bank_stats(bank, reference))
+    return stats
+
+
 def num_blocks(engine: LoGoEngine) -> int:
     return len(engine.model.get_decoder().layers)
 

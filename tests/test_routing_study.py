@@ -3,13 +3,23 @@
 from __future__ import annotations
 
 import json
+import shutil
+from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 import torch
 
+from analysis.adapter_files import AdapterFactors, read_adapter, write_adapter
+from analysis.adapter_map import adapter_map_figure, project
 from analysis.handwritten import category_hits, load_handwritten
+from analysis.hostile import constructed, loudest_delta, scaled
+from analysis.pool_scaling import KINDS, distractor
 from analysis.routing_study import PAPER, SignalBank, StudyConfig, bank_stats, bootstrap_ci, scores, top_k
+from analysis.supervised_router import fit_router, task_mean
 from logo.calibration import read_reference_prompts
+from tests.tiny import save_random_adapter
 from zoo.data import load_tasks
 
 PROMPTS = ["what is the capital of france ?", "sort the words cat dog bird", "count the apple and pear", "two + three"]
@@ -74,3 +84,95 @@ def test_bank_columns_follow_the_requested_order(engine):
     assert torch.equal(sub.at(-1, "norm"), bank.at(-1, "norm").flip(1))
     with pytest.raises(KeyError, match="block 0 was not probed"):
         bank.at(0, "norm")
+
+
+# ---------------------------------------------------------------- hostile adapters
+
+
+def _tiny_pool_with(tiny_world, tmp_path, extra: dict[str, AdapterFactors]) -> Path:
+    """A copy of the tiny pool plus the given adapters, as one pool directory."""
+    pool = tmp_path / "pool"
+    shutil.copytree(tiny_world.pool_dir, pool)
+    for name, adapter in extra.items():
+        write_adapter(pool / name, adapter, {"name": name})
+    return pool
+
+
+def test_b_times_ten_wins_the_raw_norm_and_calibration_neutralises_it(make_engine, tiny_world, tmp_path):
+    quiet_dir = save_random_adapter(tiny_world.model, tmp_path / "quiet", 4, 8, ["q_proj", "v_proj"], False, 1.0, 7)
+    quiet = read_adapter(quiet_dir)
+    prompts = PROMPTS + read_reference_prompts(tiny_world.reference_file) + ["the red cat is not a dog", "sum of list"]
+    chosen = {}
+    for tag, adapter in (("quiet", quiet), ("loud", scaled(quiet, 10.0))):
+        engine = make_engine([str(_tiny_pool_with(tiny_world, tmp_path / tag, {"extra": adapter}))])
+        reference = read_reference_prompts(tiny_world.reference_file)
+        for calibration in ("none", "zscore"):
+            config = StudyConfig(calibration, "norm", calibration, "own", -1).routing(k=2)
+            chosen[tag, calibration] = [r.selected for r in engine.route(prompts, config, reference=reference)]
+    assert all(selected[0] == "extra" for selected in chosen["loud", "none"])  # loud on every input
+    assert chosen["loud", "zscore"] == chosen["quiet", "zscore"]  # calibrated: as if it were never scaled
+    assert sum(s[0] == "extra" for s in chosen["loud", "zscore"]) < len(prompts) / 2
+
+
+def test_loudest_delta_has_the_asked_size_and_beats_random_deltas():
+    generator = torch.Generator().manual_seed(0)
+    inputs = torch.randn(50, 16, generator=generator) + 3.0  # a shared direction, as hidden states have
+    delta = loudest_delta(inputs, 8, size=2.0)
+    assert delta.norm().item() == pytest.approx(2.0, rel=1e-5)
+    assert (inputs @ delta.T)[:, 0].min() > 0  # a positive spike on output 0 for every input
+    for _ in range(20):
+        other = torch.randn(8, 16, generator=generator)
+        other *= 2.0 / other.norm()
+        assert (inputs @ other.T).norm() <= (inputs @ delta.T).norm()
+
+
+def test_constructed_adapter_keeps_the_template_shapes_and_target_norms(tiny_world):
+    template = read_adapter(tiny_world.pool_dir / "beta")
+    inputs = {m: torch.randn(30, a.shape[1]) + 1.0 for m, (a, _) in template.factors.items()}
+    sizes = {m: 0.5 + i for i, m in enumerate(template.factors)}
+    loud = constructed(template, inputs, sizes)
+    assert {m: tuple(a.shape) for m, (a, _) in loud.factors.items()} == {
+        m: tuple(a.shape) for m, (a, _) in template.factors.items()
+    }
+    assert loud.delta_norms() == pytest.approx(sizes, rel=1e-5)
+
+
+# ---------------------------------------------------------------- distractors, supervised router, adapter map
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_distractors_match_the_template_norms_but_not_its_direction(tiny_world, kind):
+    template = read_adapter(tiny_world.pool_dir / "alpha")
+    fake = distractor(kind, template, torch.Generator().manual_seed(0))
+    assert fake.delta_norms() == pytest.approx(template.delta_norms(), rel=1e-4)
+    module = next(iter(template.factors))
+    a, b = template.factors[module]
+    fa, fb = fake.factors[module]
+    assert not torch.allclose(fb @ fa, b @ a, atol=1e-3)
+
+
+def test_unknown_distractor_kind_is_named(tiny_world):
+    with pytest.raises(ValueError, match="unknown distractor kind 'clone'"):
+        distractor("clone", read_adapter(tiny_world.pool_dir / "alpha"), torch.Generator())
+
+
+def test_supervised_router_learns_separable_labels_and_task_mean_weighs_tasks_equally():
+    generator = torch.Generator().manual_seed(0)
+    centres = torch.eye(3) * 5
+    x = torch.cat([centres[i] + torch.randn(20, 3, generator=generator) for i in range(3)]).numpy()
+    labels = [name for name in ("a", "b", "c") for _ in range(20)]
+    assert (fit_router(x, labels).predict(x) == np.array(labels)).mean() > 0.95
+    assert task_mean(np.array([1, 1, 1, 0]), ["a", "a", "a", "b"]) == pytest.approx(0.5)
+
+
+def test_adapter_map_projects_every_adapter_and_colours_by_category():
+    generator = torch.Generator().manual_seed(0)
+    profiles = pd.DataFrame(torch.randn(9, 6, generator=generator).numpy(), index=[f"a{i}" for i in range(9)])
+    coords = project(profiles)
+    assert list(coords.columns) == ["pca_x", "pca_y", "tsne_x", "tsne_y"] and len(coords) == 9
+    categories = {f"a{i}": ("x", "y", "z")[i % 3] for i in range(9)}
+    fig = adapter_map_figure(coords, categories, "pca")
+    assert sorted(t.name for t in fig.data) == ["x", "y", "z"]
+    assert sum(len(t.x) for t in fig.data) == 9
+    with pytest.raises(ValueError, match="unknown projection 'umap'"):
+        adapter_map_figure(coords, categories, "umap")

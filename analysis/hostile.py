@@ -1,0 +1,140 @@
+"""Hostile and loud adapters, and how often each routing config selects them.
+
+    python -m analysis.hostile build    # writes assets/adapters_hostile/{loud_scaled,loud_constructed}
+    python -m analysis.hostile report   # selection rates on in-pool test inputs (needs analysis.pool_scaling probe)
+
+loud_scaled: a zoo adapter (SOURCE) with B x 10, so its LoRA output is 10x louder on every input.
+loud_constructed: in every adapted module, s B A = c e_0 v^T, where v is the top right singular vector of the
+module's inputs over the generic prompts (signed so that most inputs project positively) and c is the zoo's
+median ||s B A||_F at that module. Among all deltas of that Frobenius norm this maximises the summed squared
+output over those inputs (||M H||_F <= ||M||_F sigma_max(H)), and putting it on one output coordinate makes
+softmax(o) peaked, so it is loud for the entropy signal too: loud on every input, at a typical size.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import statistics
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+
+from analysis.adapter_files import AdapterFactors, read_adapter, write_adapter
+from logo.calibration import read_reference_prompts
+from logo.config import GENERIC_REFERENCE_PROMPTS
+from logo.engine import LoGoEngine
+from zoo.data import ADAPTERS_DIR, ASSETS_DIR
+
+log = logging.getLogger(__name__)
+HOSTILE_DIR = ASSETS_DIR / "adapters_hostile"
+SOURCE = "news_topic"  # a zoo adapter of ordinary loudness (neither en_fr nor object_counting, the loud ones)
+LOUD_FACTOR = 10.0
+
+
+def scaled(adapter: AdapterFactors, factor: float) -> AdapterFactors:
+    """The same adapter with every B multiplied by `factor` (its output scales by `factor` on every input)."""
+    return AdapterFactors({m: (a, b * factor) for m, (a, b) in adapter.factors.items()}, dict(adapter.config))
+
+
+def zoo_median_norms(directories: Sequence[Path]) -> dict[str, float]:
+    """module -> median over the adapters of ||s B A||_F there."""
+    norms = [read_adapter(d).delta_norms() for d in directories]
+    return {m: statistics.median(n[m] for n in norms if m in n) for m in norms[0]}
+
+
+def module_inputs(engine: LoGoEngine, prompts: Sequence[str], modules: Sequence[str]) -> dict[str, torch.Tensor]:
+    """module -> (T_total, d_in) inputs of that module over every token of every prompt (base model only)."""
+    seen: dict[str, list[torch.Tensor]] = {m: [] for m in modules}
+    hooks = [
+        engine.model.get_submodule(m).register_forward_pre_hook(lambda _, args, m=m: seen[m].append(args[0][0]))
+        for m in modules
+    ]
+    try:
+        with torch.no_grad():
+            for prompt in prompts:  # one at a time: no padding rows among the inputs
+                ids = engine.tokenizer(engine.format_prompt(prompt), return_tensors="pt", add_special_tokens=False)
+                engine.model(input_ids=ids["input_ids"].to(engine.device))
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return {m: torch.cat(parts).float().cpu() for m, parts in seen.items()}
+
+
+def loudest_delta(inputs: torch.Tensor, d_out: int, size: float) -> torch.Tensor:
+    """(d_out, d_in) delta of Frobenius norm `size` maximising ||delta h||^2 summed over the rows h of `inputs`."""
+    _, _, vh = torch.linalg.svd(inputs, full_matrices=False)
+    v = vh[0]
+    if (inputs @ v).mean() < 0:
+        v = -v  # most inputs project positively: o = c (v.h) e_0 is then a positive spike
+    e = torch.zeros(d_out)
+    e[0] = 1.0
+    return size * torch.outer(e, v)
+
+
+def constructed(template: AdapterFactors, inputs: dict[str, torch.Tensor], sizes: dict[str, float]) -> AdapterFactors:
+    """An adapter shaped like `template` whose delta at each module is loudest_delta (rank 1 of its rank r)."""
+    factors = {}
+    for module, (a, b) in template.factors.items():
+        delta = loudest_delta(inputs[module], b.shape[0], sizes[module])  # (d_out, d_in) = s * B A
+        root = (delta.norm() / template.scaling) ** 0.5
+        new_a, new_b = torch.zeros_like(a), torch.zeros_like(b)
+        new_a[0] = root * delta[0] / delta[0].norm()  # delta = size * e_0 v^T: row 0 carries v
+        new_b[0, 0] = root
+        factors[module] = (new_a, new_b)
+    return AdapterFactors(factors, dict(template.config))
+
+
+def build(engine: LoGoEngine, out: Path = HOSTILE_DIR) -> dict[str, Path]:
+    zoo = sorted(p.parent for p in ADAPTERS_DIR.glob("*/adapter_config.json"))
+    source = read_adapter(ADAPTERS_DIR / SOURCE)
+    loud = scaled(source, LOUD_FACTOR)
+    card = {"name": "loud_scaled", "hostile": True, "how": f"{SOURCE} with lora_B x {LOUD_FACTOR:g}"}
+    paths = {"loud_scaled": write_adapter(out / "loud_scaled", loud, card)}
+    sizes = zoo_median_norms(zoo)
+    inputs = module_inputs(engine, read_reference_prompts(GENERIC_REFERENCE_PROMPTS), list(source.factors))
+    loudest = constructed(source, inputs, sizes)
+    card = {
+        "name": "loud_constructed",
+        "hostile": True,
+        "how": "s B A = c e_0 v^T per module: v the top singular direction of the module's inputs on the generic "
+        "prompts, c the zoo's median ||s B A||_F there (analysis/hostile.py)",
+    }
+    paths["loud_constructed"] = write_adapter(out / "loud_constructed", loudest, card)
+    return paths
+
+
+def selection_rates(
+    chosen: torch.Tensor, adapters: tuple[str, ...], labels: list[str], hostile: Sequence[str]
+) -> dict[str, float]:
+    """Share of prompts whose top-k (chosen: (P, k)) holds each hostile adapter, and holds it at rank 1."""
+    rates = {}
+    for name in hostile:
+        i = adapters.index(name)
+        rates[f"{name}_topk"] = (chosen == i).any(dim=1).float().mean().item()
+        rates[f"{name}_top1"] = (chosen[:, 0] == i).float().mean().item()
+        if name == "loud_scaled":  # a copy of SOURCE: on SOURCE's own inputs it is as right as SOURCE
+            other = torch.tensor([t != SOURCE for t in labels])
+            rates[f"{name}_topk_not_source_inputs"] = (chosen[other] == i).any(dim=1).float().mean().item()
+    return rates
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("step", choices=("build", "report"))
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    if args.step == "build":
+        from analysis.routing_study import study_engine
+
+        for name, path in build(study_engine()).items():
+            log.info("%s -> %s", name, path)
+        return
+    from analysis.pool_scaling import report_hostile
+
+    report_hostile()
+
+
+if __name__ == "__main__":
+    main()
