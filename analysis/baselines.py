@@ -2,7 +2,7 @@
 
 Every baseline returns plain weights (adapter -> float). The caller applies them with the engine's own code:
 `engine.generate_batch(prompts, mixtures=[...])` for output-space mixtures (y = W0 x + sum_i w_i s_i B_i A_i x)
-or `engine.generate_batch(prompts, factors=engine.parameter_average(weights))` for parameter averaging
+or `engine.generate_batch(prompts, parameter_average=weights)` for parameter averaging
 (A and B averaged separately). Nothing here touches a tensor of the model.
 
 - `uniform_mixture`: equal weights over the pool.
@@ -133,7 +133,8 @@ def adaptersoup_weights(
 
     1. Centroid of the task's inputs (prompt texts, e.g. its dev inputs; no labels used).
     2. Cosine with every adapter centroid; keep the top-k not in `exclude`, weight 1/k each.
-    3. The caller averages their parameters: `engine.parameter_average(weights)` (A and B averaged separately).
+    3. The caller averages their parameters: `engine.generate_batch(..., parameter_average=weights)`
+       (A and B averaged separately).
 
     Deviations: AdapterSoup (Chronopoulou et al., 2023) averages bottleneck adapters of domain-adapted LMs and
     selects them by sentence-embedding similarity or clustering of the domains' text; here the "soup" is LoRA

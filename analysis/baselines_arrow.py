@@ -149,7 +149,7 @@ class ArrowBaseline:
         texts: list[str] = []
         for start in range(0, len(prompts), self.batch_size):
             # the engine's chat template, tokenisation and padding, so both read the same tokens
-            ids, mask = self.engine._encode(prompts[start : start + self.batch_size])  # (B, T) each
+            ids, mask = self.engine.encode(prompts[start : start + self.batch_size])  # (B, T) each
             trace = decode(  # the engine's greedy loop (decode runs under inference_mode)
                 self._model,
                 ids.to(device),

@@ -10,13 +10,15 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from logo.scoring import answer_loss, parameter_average
+
 if TYPE_CHECKING:
     from logo.engine import LoGoEngine
 
 
 @dataclass(frozen=True)
 class LoraHubResult:
-    """The outcome of one search: merge with `engine.parameter_average(result.weights)`."""
+    """The outcome of one search: generate with `engine.generate_batch(..., parameter_average=result.weights)`."""
 
     weights: dict[str, float]  # adapter -> weight, in the order searched
     loss: float  # the objective at `weights`: cross_entropy + l1 * mean |w|
@@ -34,14 +36,14 @@ def lorahub_objective(
 ) -> tuple[float, float]:
     """(objective, cross-entropy) of one weight vector: mean answer cross-entropy + l1 * mean_i |w_i|.
 
-    The cross-entropy is `engine.answer_loss` (mean over each answer's tokens) averaged over the examples,
-    under the merge `engine.parameter_average(weights)`.
+    The cross-entropy is `logo.scoring.answer_loss` (mean over each answer's tokens) averaged over the examples,
+    under the merge `logo.scoring.parameter_average(engine, weights)`.
     """
-    factors = engine.parameter_average(weights)
+    factors = parameter_average(engine, weights)
     losses = []
     for start in range(0, len(examples), batch_size):
         chunk = examples[start : start + batch_size]
-        losses.append(engine.answer_loss([p for p, _ in chunk], [a for _, a in chunk], factors=factors))
+        losses.append(answer_loss(engine, [p for p, _ in chunk], [a for _, a in chunk], factors=factors))
     cross_entropy = float(np.concatenate([loss.numpy() for loss in losses]).mean())
     penalty = l1 * float(np.abs(np.asarray(list(weights.values()), dtype=np.float64)).mean())
     return cross_entropy + penalty, cross_entropy
@@ -61,7 +63,7 @@ def lorahub_search(
 
     1. Parametrise w in [lower, upper]^N, starting at w = 0 (the base model), as LoraHub.
     2. Objective(w) = mean answer cross-entropy of the labelled `examples` (prompt, answer) under the merge
-       A' = sum_i w_i A_i, B' = sum_i w_i B_i (`engine.parameter_average`), plus l1 * mean_i |w_i|.
+       A' = sum_i w_i A_i, B' = sum_i w_i B_i (`logo.scoring.parameter_average`), plus l1 * mean_i |w_i|.
     3. Minimise it with Nevergrad's NGOpt within `budget` evaluations (LoraHub: 40, with 5 examples).
     4. Return NGOpt's recommendation and its objective (for this noise-free objective the best point evaluated).
 
@@ -105,7 +107,8 @@ def lorahub_search(
     seen: dict[bytes, tuple[float, float]] = {}  # point -> (objective, cross-entropy), to report the answer's
 
     def objective(w: np.ndarray) -> float:
-        seen[w.tobytes()] = lorahub_objective(engine, examples, dict(zip(names, w.tolist())), l1, batch_size)
+        weights = dict(zip(names, w.tolist(), strict=True))
+        seen[w.tobytes()] = lorahub_objective(engine, examples, weights, l1, batch_size)
         history.append(seen[w.tobytes()][0])
         return history[-1]
 
@@ -117,7 +120,7 @@ def lorahub_search(
         warnings.filterwarnings("ignore", message="COBYLA: Invalid RHOEND")
         recommendation = optimizer.minimize(objective)
     point = np.asarray(recommendation.value, dtype=np.float64)  # (N,)
-    best = dict(zip(names, point.tolist()))
+    best = dict(zip(names, point.tolist(), strict=True))
     # NGOpt recommends the best point it evaluated here; should it ever recommend an unseen one, score that
     loss, ce = seen.get(point.tobytes()) or lorahub_objective(engine, examples, best, l1, batch_size)
     return LoraHubResult(

@@ -1,4 +1,4 @@
-"""The methods of the results table: each turns one task's test prompts into answers, sharing the engine's merge code."""
+"""The methods of the results table: each turns one task's test prompts into answers with the engine's merge code."""
 
 from __future__ import annotations
 
@@ -135,7 +135,7 @@ def adaptersoup(ctx, task, prompts, exclude) -> MethodOutput:
 
     dev_inputs = [task.prompt(r["input"]) for r in task.examples("dev", 200)]
     weights = adaptersoup_weights(ctx.embedder, ctx.centroids, dev_inputs, ctx.k, exclude=exclude)
-    results = _generate(ctx, task, prompts, factors=ctx.engine.parameter_average(weights))
+    results = _generate(ctx, task, prompts, parameter_average=weights)
     out = _from_generations(results, {"weights": weights})
     out.selected, out.weights = [list(weights)] * len(prompts), [list(weights.values())] * len(prompts)
     return out
@@ -150,7 +150,7 @@ def lorahub(ctx, task, prompts, exclude) -> MethodOutput:
     ]
     names = [n for n in ctx.engine.adapter_names if n not in exclude]
     result = lorahub_search(ctx.engine, examples, names)
-    results = _generate(ctx, task, prompts, factors=ctx.engine.parameter_average(result.weights))
+    results = _generate(ctx, task, prompts, parameter_average=result.weights)
     out = _from_generations(results, {"search_seconds": result.seconds, "weights": result.weights})
     out.selected, out.weights = [list(result.weights)] * len(prompts), [list(result.weights.values())] * len(prompts)
     return out

@@ -62,7 +62,7 @@ def probe_sweep(
     Columns: block, aggregate, probe_input, calibration, signal, top1_rate, topk_rate.
     """
     pool_tasks = [t for t in tasks if t.name in engine.adapter_names]
-    blocks = list(range(len(engine.model.get_decoder().layers)))
+    blocks = list(range(engine.n_blocks))
     rows = []
     for probe_input, aggregate in itertools.product(PROBE_INPUTS, AGGREGATES):
         probe = ProbeConfig(probe_input=probe_input, aggregate=aggregate)
@@ -100,7 +100,7 @@ def calibration_sweep(
 ) -> pd.DataFrame:
     """Per pool task: own-adapter rates for every signal x calibration x reference set at one probe location."""
     probe = probe or ProbeConfig()
-    block = probe.block % len(engine.model.get_decoder().layers)
+    block = probe.block % engine.n_blocks
     pool_tasks = [t for t in tasks if t.name in engine.adapter_names]
     signals = task_signals(engine, pool_tasks, limit, probe, [block])
     rows = []

@@ -28,7 +28,6 @@ from logo.config import (
     field_help,
 )
 from logo.engine import LoGoEngine
-from logo.probe import decoder_blocks
 
 from .ui_data import DEFAULT_ASSETS_DIR, Example, StudioData
 from .ui_handlers import (
@@ -186,13 +185,7 @@ def routing_field(name: str, most: int | None = None) -> dict:
 
 def probe_modules(engine: LoGoEngine, block: int = -1) -> list[str]:
     """Module paths inside a block that every adapter adapts (the only ones the probe can score)."""
-    blocks = decoder_blocks(engine.model)
-    prefix = next(name for name, m in engine.model.named_modules() if m is blocks[block]) + "."
-    return sorted(
-        name.removeprefix(prefix)
-        for name, stack in engine.pool.modules.items()
-        if name.startswith(prefix) and all(stack.covered)
-    )
+    return engine.probe_modules(block)
 
 
 def build_demo(

@@ -53,7 +53,7 @@ def main() -> None:
         write_random_pool(base.model, Path(tmp), args.adapters, rank=args.rank)
         engine = LoGoEngine(EngineConfig(adapters=(tmp,), device="cpu"), base=base)
     routing = RoutingConfig(k=args.k)
-    ids, mask = engine._encode([PROMPT])
+    ids, mask = engine.encode([PROMPT])
 
     @torch.inference_mode()
     def prefill():
@@ -90,12 +90,11 @@ def main() -> None:
                 per_token[mode].append(value)
     base_tok, fused_tok, mixture_tok = (statistics.median(per_token[m]) for m in ("base", "fused", "mixture"))
     print(f"decode, base                          {base_tok:8.2f} ms/token")
+    fused_ratio, mixture_ratio = fused_tok / base_tok, mixture_tok / base_tok
     print(
-        f"decode, fused                         {fused_tok:8.2f} ms/token   {fused_tok / base_tok:5.2f} x base (target <= 1.05)"
+        f"decode, fused                         {fused_tok:8.2f} ms/token   {fused_ratio:5.2f} x base (target <= 1.05)"
     )
-    print(
-        f"decode, mixture                       {mixture_tok:8.2f} ms/token   {mixture_tok / base_tok:5.2f} x base (reported)"
-    )
+    print(f"decode, mixture                       {mixture_tok:8.2f} ms/token   {mixture_ratio:5.2f} x base (reported)")
     merge = engine.generate(PROMPT, routing, GenerationConfig(max_new_tokens=1, mode="fused")).timings.merge_ms
     print(f"fused merge + restore                 {merge:8.2f} ms per request")
     print(f"pool memory                           {engine.pool.nbytes() / 2**20:8.1f} MiB")

@@ -61,7 +61,11 @@ MARKS = (1, 32, 128, 256)  # new tokens at which the time since the request's st
 
 
 def word_tokenizer(vocab_size: int) -> PreTrainedTokenizerFast:
-    """Word i is token i: a prompt of n words is exactly n tokens (no chat template, no special tokens)."""
+    """Word i is token i: a prompt of n words is exactly n tokens (no chat template, no special tokens).
+
+    Tokenise prompts with split_special_tokens=True, as the engine does: else "w114" reads as "w1" (the end of
+    sequence) and "w0" (padding) plus "14".
+    """
     vocab = {f"w{i}": i for i in range(vocab_size)}
     core = Tokenizer(WordLevel(vocab, unk_token="w0"))
     core.pre_tokenizer = WhitespaceSplit()
@@ -123,11 +127,11 @@ def per_token(times_ms) -> float:
 
 
 def run_hf(model, tokenizer, prompt: str, new_tokens: int) -> Run:
-    batch = tokenizer([prompt], return_tensors="pt").to(model.device)
+    batch = tokenizer([prompt], return_tensors="pt", split_special_tokens=True).to(model.device)
     reset_peak()
     sync()
     started = time.perf_counter()
-    tokens, clock = hf_generate(model, batch["input_ids"], batch["attention_mask"], new_tokens, ignore_eos=True)
+    _, clock = hf_generate(model, batch["input_ids"], batch["attention_mask"], new_tokens, ignore_eos=True)
     times = [(t - started) * 1000 for t in clock.times]
     return Run(0.0, 0.0, times[0], per_token(times), marks_of(times), peak_gib())
 
@@ -144,7 +148,7 @@ def run_engine(
 
 
 def run_reference(reference: OfficialReference, tokenizer, prompt: str, new_tokens: int, k: int) -> Run:
-    batch = tokenizer([prompt], return_tensors="pt").to(reference.model.device)
+    batch = tokenizer([prompt], return_tensors="pt", split_special_tokens=True).to(reference.model.device)
     reset_peak()
     result = reference.generate(batch["input_ids"], batch["attention_mask"], k, "norm", new_tokens, ignore_eos=True)
     times = list(result.token_times_ms)
@@ -260,7 +264,10 @@ def main(argv=None) -> None:
             for p in lengths:
                 run_reference(reference, tokenizer, prompts[p], 4, k)
                 summary[(n, p)]["official"] = best_of(
-                    lambda p=p: run_reference(reference, tokenizer, prompts[p], args.new_tokens, k), args.repeats
+                    lambda p=p, reference=reference, k=k: run_reference(
+                        reference, tokenizer, prompts[p], args.new_tokens, k
+                    ),
+                    args.repeats,
                 )
             if n in args.throughput_at:
                 summary["throughput"].update(official_throughput(reference, tokenizer, shape, args, k))
@@ -305,7 +312,7 @@ def engine_runs(engine: LoGoEngine, routing: RoutingConfig, prompt: str, args) -
 
 def probe_ms(engine: LoGoEngine, prompt: str, n: int, p: int) -> float:
     """The probe's median time, printed beside a plain forward of the same prompt."""
-    ids, mask = engine._encode([prompt])
+    ids, mask = engine.encode([prompt])
     forward = statistics.median(_timed(lambda: _forward(engine.model, ids, mask)) for _ in range(6))
     engine.raw_signals([prompt], PROBE)
     probe = statistics.median(_timed(lambda: engine.raw_signals([prompt], PROBE)) for _ in range(6))
@@ -336,7 +343,9 @@ def ours_throughput(engine, routing, shape, args) -> dict[str, float]:
         engine.generate_batch(
             prompts[:2], routing, GenerationConfig(max_new_tokens=4, cuda_graph=graph), batch_size=args.batch
         )
-        ms = _timed(lambda: engine.generate_batch(prompts, routing, generation, batch_size=args.batch))
+        ms = _timed(
+            lambda generation=generation: engine.generate_batch(prompts, routing, generation, batch_size=args.batch)
+        )
         rates[f"ours, batch {args.batch}, {'graph' if graph else 'eager'}"] = args.batch / ms * 1000
     return rates
 
@@ -346,7 +355,10 @@ def official_throughput(reference, tokenizer, shape, args, k) -> dict[str, float
     prompts = [
         random_prompt(args.prompt_tokens[0], shape["vocab_size"], seed=s) for s in range(args.official_instances)
     ]
-    batches = [tuple(tokenizer([q], return_tensors="pt").to(reference.model.device).values()) for q in prompts]
+    batches = [
+        tuple(tokenizer([q], return_tensors="pt", split_special_tokens=True).to(reference.model.device).values())
+        for q in prompts
+    ]
     ms = _timed(lambda: reference.generate_many(batches, k, "norm", min(128, args.new_tokens)))
     return {"official, per instance": len(batches) / ms * 1000}
 
@@ -386,9 +398,8 @@ def targets(summary, args) -> None:
     if official:
         best = max(v for label, v in rates.items() if label.startswith("ours"))
         ratio = best / official
-        print(
-            f"#   batched throughput / official per-instance loop: {ratio:.1f}x (target >= 10x) {'met' if ratio >= 10 else 'MISSED'}"
-        )
+        met = "met" if ratio >= 10 else "MISSED"
+        print(f"#   batched throughput / official per-instance loop: {ratio:.1f}x (target >= 10x) {met}")
 
 
 if __name__ == "__main__":

@@ -108,7 +108,7 @@ class OfficialReference:
         for path, module_name in targets.items():
             layer = self.model.base_model.model.get_submodule(path)
             stack = pool.modules[module_name]
-            for i, (name, scaling) in enumerate(zip(self.names, stack.scaling.tolist())):
+            for i, (name, scaling) in enumerate(zip(self.names, stack.scaling.tolist(), strict=True)):
                 _mount(layer, name, stack.a[i], stack.b[i], scaling)  # (r, d_in), (d_out, r)
             self.layers[module_name] = layer
         for name in self.names[1:]:
@@ -143,7 +143,7 @@ class OfficialReference:
         self.model.set_adapter(selected)
         try:
             for module, layer in self.layers.items():
-                for name, weight in zip(selected, weights[0].tolist()):
+                for name, weight in zip(selected, weights[0].tolist(), strict=True):
                     layer.scaling[name] = self._scaling[module][name] * weight
             with torch.inference_mode():
                 tokens, clock = hf_generate(self.model, ids, mask, max_new_tokens, ignore_eos)

@@ -18,10 +18,11 @@ import contextvars
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass, replace
 
 import torch
 
+from . import scoring
 from .base_model import BaseModel, load_base_model
 from .calibration import (
     CalibrationStats,
@@ -32,9 +33,10 @@ from .calibration import (
 )
 from .config import EngineConfig, GenerationConfig, ProbeConfig, RoutingConfig
 from .decoding import decode
-from .mixture import Factors, ReadWriteLock, fused, wrap_modules
+from .mixture import AdaptedModel, Factors
 from .pool import AdapterPool
-from .probe import block_index, position_ids, probe_inputs_at_blocks, probe_module_name
+from .probe import block_index, decoder_blocks, probe_inputs_at_blocks, probe_module_name
+from .prompts import format_prompt, left_pad, prompt_pieces, token_ids, with_answer
 from .results import Generation, Routing, Timings
 from .signals import calibrate, lora_outputs, select_top_k, signal_from_outputs
 from .streaming import GenerationStream
@@ -42,8 +44,19 @@ from .streaming import GenerationStream
 PROBE_BATCH = 32  # prompts per probe forward: bounds activation memory for long prompt lists
 
 
+@dataclass
+class QueueClock:
+    """Milliseconds one request has waited for other requests (for the model's lock), summed over its waits."""
+
+    ms: float = 0.0
+
+
 class LoGoEngine:
-    """Routes prompts over an adapter pool and generates with the weighted mixture. Thread-safe."""
+    """Routes prompts over an adapter pool and generates with the weighted mixture. Thread-safe.
+
+    Several engines may share one base model: the wrapped layers, the active mixture and the lock belong to
+    the model (`AdaptedModel.of(model)`), so each engine's mixtures apply as when it is alone.
+    """
 
     def __init__(
         self, config: EngineConfig | None = None, *, base: BaseModel | None = None, pool: AdapterPool | None = None
@@ -54,11 +67,12 @@ class LoGoEngine:
         )
         self.model, self.tokenizer = self.base.model, self.base.tokenizer
         self.pool = pool if pool is not None else AdapterPool.load(self.config.adapters, self.model)
-        self._active: contextvars.ContextVar[Factors | None] = contextvars.ContextVar(
-            f"logo-mixture-{id(self)}", default=None
+        self.adapted = AdaptedModel.of(self.model)  # the model's request state, shared with other engines on it
+        self.adapted.wrap(self.pool.modules)
+        # the running request's queue clock, per thread (a request's lock waits add to it)
+        self._queue: contextvars.ContextVar[QueueClock | None] = contextvars.ContextVar(
+            f"logo-queue-{id(self)}", default=None
         )
-        self._layers = wrap_modules(self.model, list(self.pool.modules), self._active)
-        self._lock = ReadWriteLock()
         self._calibration: dict[str, CalibrationStats] = {}
         self._calibration_lock = threading.Lock()
         self.device = next(self.model.parameters()).device
@@ -76,15 +90,26 @@ class LoGoEngine:
         """The paper's method (raw norm, last block q_proj) with k = 3, or the whole pool when it is smaller."""
         return RoutingConfig(k=min(3, len(self.pool)))
 
+    @property
+    def n_blocks(self) -> int:
+        """Number of transformer blocks of the base model (probe blocks are 0..n_blocks-1, or negative from the end)."""
+        return len(decoder_blocks(self.model))
+
+    def probe_modules(self, block: int = -1) -> list[str]:
+        """Module paths inside a block that every adapter adapts (the only ones the probe can score), sorted."""
+        target = decoder_blocks(self.model)[block_index(self.model, block)]
+        prefix = next(name for name, m in self.model.named_modules() if m is target) + "."
+        return sorted(
+            name.removeprefix(prefix)
+            for name, stack in self.pool.modules.items()
+            if name.startswith(prefix) and all(stack.covered)
+        )
+
     # ---------------------------------------------------------------- prompts
 
     def format_prompt(self, prompt: str) -> str:
         """The text the model actually reads: the prompt inside the chat template, unless disabled."""
-        if self.config.chat_template and self.tokenizer.chat_template:
-            return self.tokenizer.apply_chat_template(
-                [{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True
-            )
-        return prompt
+        return format_prompt(self.tokenizer, prompt, self.config.chat_template)
 
     def _check_prompts(self, prompts: str | Sequence[str]) -> list[str]:
         prompts = [prompts] if isinstance(prompts, str) else list(prompts)
@@ -97,30 +122,60 @@ class LoGoEngine:
                 raise ValueError(f"prompt {i} is empty: type a question or an instruction")
         return prompts
 
-    def _encode(self, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
-        """Left-padded token ids and attention mask, (B, T) each."""
-        templated = self.config.chat_template and bool(self.tokenizer.chat_template)
-        batch = self.tokenizer(
-            [self.format_prompt(p) for p in prompts],
-            return_tensors="pt",
-            padding=True,
-            add_special_tokens=not templated,  # the template already holds the special tokens
-        )
-        lengths = batch["attention_mask"].sum(dim=1).tolist()
-        for i, n in enumerate(lengths):
-            if n > self.config.max_prompt_tokens:
+    @property
+    def _templated(self) -> bool:
+        return self.config.chat_template and bool(self.tokenizer.chat_template)
+
+    def _prompt_ids(self, prompts: list[str]) -> list[list[int]]:
+        """Token ids of each templated prompt, the user's special-token strings kept as plain text."""
+        rows = []
+        for i, prompt in enumerate(prompts):
+            pieces = prompt_pieces(self.tokenizer, prompt, self.config.chat_template)
+            rows.append(token_ids(self.tokenizer, pieces, add_special_tokens=not self._templated))
+            if len(rows[-1]) > self.config.max_prompt_tokens:
                 raise ValueError(
-                    f"prompt {i} is {n} tokens long, over the limit of {self.config.max_prompt_tokens} "
+                    f"prompt {i} is {len(rows[-1])} tokens long, over the limit of {self.config.max_prompt_tokens} "
                     f"(EngineConfig.max_prompt_tokens): shorten it or raise the limit"
                 )
-        return batch["input_ids"].to(self.device), batch["attention_mask"].to(self.device)
+        return rows
+
+    def encode(self, prompts: str | Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Left-padded token ids and attention mask of the templated prompts, (B, T) each, on the engine's device.
+
+        What the model reads for these prompts: the chat template (unless disabled) with the user's text, whose
+        special-token strings (e.g. `<|im_start|>`) stay plain text, so a user cannot forge a turn.
+        """
+        ids, mask = left_pad(self._prompt_ids(self._check_prompts(prompts)), self.pad_id)
+        return ids.to(self.device), mask.to(self.device)
+
+    def encode_answers(
+        self, prompts: str | Sequence[str], answers: str | Sequence[str]
+    ) -> tuple[torch.Tensor, torch.Tensor, list[int]]:
+        """Each prompt followed by its answer and the end of turn: left-padded ids and mask (B, T), and the number
+        of prompt tokens of each row (the answer's tokens are the rest of the row). For scoring answers."""
+        prompts = self._check_prompts(prompts)
+        answers = [answers] if isinstance(answers, str) else list(answers)
+        if len(answers) != len(prompts):
+            raise ValueError(f"{len(prompts)} prompts but {len(answers)} answers: give one answer per prompt")
+        eos = self.tokenizer.eos_token or ""
+        prompt_lengths = [len(ids) for ids in self._prompt_ids(prompts)]
+        rows = []
+        for prompt, answer in zip(prompts, answers, strict=True):
+            pieces = with_answer(prompt_pieces(self.tokenizer, prompt, self.config.chat_template), answer + eos)
+            rows.append(token_ids(self.tokenizer, pieces, add_special_tokens=False))
+        ids, mask = left_pad(rows, self.pad_id)
+        return ids.to(self.device), mask.to(self.device), prompt_lengths
 
     # ---------------------------------------------------------------- probe
 
     def _probe_stack(self, probe: ProbeConfig):
         name = probe_module_name(self.model, probe)
         stack = self.pool.modules.get(name)
-        missing = [n for n, c in zip(self.pool.names, stack.covered) if not c] if stack else list(self.pool.names)
+        missing = (
+            [n for n, c in zip(self.pool.names, stack.covered, strict=True) if not c]
+            if stack
+            else list(self.pool.names)
+        )
         if missing:
             raise ValueError(
                 f"adapters {missing} do not adapt the probe module {name!r}, so they cannot be scored there: "
@@ -144,19 +199,15 @@ class LoGoEngine:
         stacks = {block_index(self.model, b): self._probe_stack(replace(probe, block=b)) for b in blocks}
         chunks: dict[int, dict[str, list[torch.Tensor]]] = {b: {"norm": [], "entropy": []} for b in stacks}
         for start in range(0, len(prompts), PROBE_BATCH):
-            ids, mask = self._encode(prompts[start : start + PROBE_BATCH])
-            token = self._active.set(None)  # the probe always sees the base weights only
-            try:
-                with self._lock.read():
-                    inputs = probe_inputs_at_blocks(self.model, ids, mask, probe, list(stacks))  # block -> (B, d_in)
-                    for b, stack in stacks.items():
-                        outputs = lora_outputs(
-                            inputs[b].to(stack.a.dtype), stack.a, stack.b, stack.scaling
-                        )  # (B, N, d_out)
-                        for signal in chunks[b]:
-                            chunks[b][signal].append(signal_from_outputs(outputs, signal).cpu())
-            finally:
-                self._active.reset(token)
+            ids, mask = self.encode(prompts[start : start + PROBE_BATCH])
+            with self.adapted.applied(None) as waited_ms:  # the probe always sees the base weights only
+                self._waited(waited_ms)
+                inputs = probe_inputs_at_blocks(self.model, ids, mask, probe, list(stacks))  # block -> (B, d_in)
+                for b, stack in stacks.items():
+                    h = inputs[b].to(stack.a.dtype)  # (B, d_in)
+                    outputs = lora_outputs(h, stack.a, stack.b, stack.scaling)  # (B, N, d_out)
+                    for signal in chunks[b]:
+                        chunks[b][signal].append(signal_from_outputs(outputs, signal).cpu())
         return {b: {s: torch.cat(parts) for s, parts in by_signal.items()} for b, by_signal in chunks.items()}
 
     def calibration_stats(
@@ -166,7 +217,9 @@ class LoGoEngine:
         probe = probe or ProbeConfig()
         prompts = list(prompts) if prompts is not None else read_reference_prompts(self.config.reference_prompts)
         key = calibration_key(self.base.fingerprint, self.pool.digest, probe, self.config.chat_template, prompts)
-        with self._calibration_lock:
+        started = time.perf_counter()
+        with self._calibration_lock:  # another request computing the same statistics: waiting for it is queueing
+            self._waited((time.perf_counter() - started) * 1000)
             stats = self._calibration.get(key) or load_cached(self.config.cache_dir, key)
             if stats is None:
                 stats = CalibrationStats.from_signals(key, self.pool.names, self.raw_signals(prompts, probe))
@@ -186,6 +239,17 @@ class LoGoEngine:
 
         `exclude` names adapters that may not be selected (leave-one-out evaluation); they are still scored.
         """
+        with self._queue_clock() as queue:
+            return self._route(prompts, config, reference, exclude, queue)
+
+    def _route(
+        self,
+        prompts: str | Sequence[str],
+        config: RoutingConfig | None,
+        reference: Sequence[str] | None,
+        exclude: Sequence[str],
+        queue: QueueClock,
+    ) -> list[Routing]:
         config = config or self.default_routing
         prompts = self._check_prompts(prompts)
         allowed = [i for i, name in enumerate(self.pool.names) if name not in set(exclude)]
@@ -193,9 +257,10 @@ class LoGoEngine:
             self.pool.index(name)  # an unknown name is an error, not a silent no-op
         if config.k > len(allowed):
             raise ValueError(
-                f"k={config.k} is larger than the pool of {len(allowed)} selectable adapters: choose k <= {len(allowed)}"
+                f"k={config.k} is larger than the pool of {len(allowed)} selectable adapters: "
+                f"choose k <= {len(allowed)}"
             )
-        started = time.perf_counter()
+        started, queued_before = time.perf_counter(), queue.ms
         signals = self.raw_signals(prompts, config.probe)[config.signal]  # (P, N)
         mean = std = None
         if config.calibration != "none":
@@ -203,7 +268,8 @@ class LoGoEngine:
         scores = calibrate(signals, mean, std, config.calibration)  # (P, N)
         index, weights = select_top_k(scores[:, allowed], config.k)  # (P, k) each, positions among `allowed`
         index = torch.tensor(allowed)[index]
-        probe_ms = (time.perf_counter() - started) * 1000 / len(prompts)
+        queue_ms = queue.ms - queued_before
+        probe_ms = ((time.perf_counter() - started) * 1000 - queue_ms) / len(prompts)
         names = self.pool.names
         return [
             Routing(
@@ -215,19 +281,45 @@ class LoGoEngine:
                 weights=tuple(weights[row].tolist()),
                 config=config.to_dict(),
                 probe_ms=probe_ms,
+                queue_ms=queue_ms,
             )
             for row, prompt in enumerate(prompts)
         ]
 
+    # ---------------------------------------------------------------- queue time
+
+    @contextlib.contextmanager
+    def _queue_clock(self) -> Iterator[QueueClock]:
+        """The clock this thread's waits for the model add to: the running request's, or a new one for a new request."""
+        clock = self._queue.get()
+        if clock is not None:  # a call inside a request (route inside generate): one clock for the whole request
+            yield clock
+            return
+        clock = QueueClock()
+        token = self._queue.set(clock)
+        try:
+            yield clock
+        finally:
+            self._queue.reset(token)
+
+    def _waited(self, ms: float) -> None:
+        clock = self._queue.get()
+        if clock is not None:
+            clock.ms += ms
+
     # ---------------------------------------------------------------- mixtures
 
-    def _factors(self, mixtures: Sequence[Mapping[str, float]]) -> Factors | None:
-        """Stacked low-rank factors for a batch of mixtures (adapter -> weight); None when all are empty."""
+    def mixture_factors(self, mixtures: Sequence[Mapping[str, float]]) -> Factors | None:
+        """Stacked low-rank factors for a batch of mixtures (adapter -> weight, one per row); None when all are empty.
+
+        Rows with fewer adapters than the widest get slots of weight 0, which the pool reads as no adapter
+        (AdapterPool.mixture_factors); the engine assumes nothing else about padding.
+        """
         width = max((len(m) for m in mixtures), default=0)
         if width == 0:
             return None
         index = torch.zeros(len(mixtures), width, dtype=torch.long)
-        coef = torch.zeros(len(mixtures), width, dtype=torch.float32)  # padding: weight 0 contributes nothing
+        coef = torch.zeros(len(mixtures), width, dtype=torch.float32)
         for row, mixture in enumerate(mixtures):
             for col, (name, weight) in enumerate(mixture.items()):
                 if not torch.isfinite(torch.tensor(float(weight))):
@@ -236,34 +328,6 @@ class LoGoEngine:
                 coef[row, col] = float(weight)
         return self.pool.mixture_factors(index.to(self.device), coef.to(self.device))
 
-    @contextlib.contextmanager
-    def activated(
-        self, mixtures: Sequence[Mapping[str, float]] = (), mode: str = "mixture", *, factors: Factors | None = None
-    ) -> Iterator[None]:
-        """Within the block, forward passes of this thread use the given per-row mixtures (or precomputed factors).
-
-        'mixture' applies them per row on the fly (other threads are unaffected); 'fused' merges the one
-        mixture into the base weights and holds the engine exclusively until the block exits.
-        """
-        if factors is None:
-            factors = self._factors(mixtures)
-        elif mixtures:
-            raise ValueError("give either mixtures or factors, not both")
-        if mode == "fused" and factors is not None:
-            if any(dict(m) != dict(mixtures[0]) for m in mixtures):
-                raise ValueError("fused mode needs one mixture for the whole batch: group rows by mixture")
-            single = {name: (a[:1], b[:1]) for name, (a, b) in factors.items()}
-            with self._lock.write(), fused(self._layers, single):
-                yield
-            return
-        token = self._active.set(factors)
-        try:
-            with self._lock.read():
-                yield
-        finally:
-            self._active.reset(token)
-
-    @torch.inference_mode()
     def logits(
         self,
         prompts: str | Sequence[str],
@@ -272,44 +336,49 @@ class LoGoEngine:
         *,
         factors: Factors | None = None,
     ) -> torch.Tensor:
-        """Next-token logits over the whole prompt with per-row mixtures (or given factors): (B, T, V), left-padded."""
-        prompts = self._check_prompts(prompts)
-        if factors is None and len(mixtures) != len(prompts):
-            raise ValueError(f"{len(prompts)} prompts but {len(mixtures)} mixtures: give one mixture per prompt")
-        ids, mask = self._encode(prompts)
-        with self.activated(mixtures, mode, factors=factors):
-            return self.model(input_ids=ids, attention_mask=mask, position_ids=position_ids(mask)).logits
+        """Next-token logits over each whole prompt with per-row mixtures: (B, T, V), left-padded.
 
-    @torch.inference_mode()
-    def answer_loss(
-        self, prompts: Sequence[str], answers: Sequence[str], *, factors: Factors | None = None
-    ) -> torch.Tensor:
-        """Mean cross-entropy of each answer (plus end of turn) after its prompt, under `factors`: (B,) on the CPU.
-
-        The objective of LoraHub's weight search (lower is better).
+        The same as `logo.scoring.logits(engine, ...)`, where the other scoring functions live.
         """
-        prompts = self._check_prompts(prompts)
-        eos = self.tokenizer.eos_token or ""
-        texts = [self.format_prompt(p) + a + eos for p, a in zip(prompts, answers, strict=True)]
-        prompt_lengths = [
-            len(self.tokenizer(self.format_prompt(p), add_special_tokens=False)["input_ids"]) for p in prompts
-        ]
-        batch = self.tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
-        ids, mask = batch["input_ids"].to(self.device), batch["attention_mask"].to(self.device)
-        with self.activated(factors=factors):
-            logits = self.model(input_ids=ids, attention_mask=mask, position_ids=position_ids(mask)).logits
-        log_probs = torch.log_softmax(logits[:, :-1].float(), dim=-1)  # (B, T-1, V): predicts token t+1
-        token_lp = log_probs.gather(-1, ids[:, 1:, None]).squeeze(-1)  # (B, T-1)
-        losses = []
-        for row, prompt_len in enumerate(prompt_lengths):
-            real = int(mask[row].sum())
-            start = ids.shape[1] - real + prompt_len  # left padding: the answer starts after pad + prompt
-            losses.append(-token_lp[row, start - 1 :].mean())
-        return torch.stack(losses).cpu()
+        return scoring.logits(self, prompts, mixtures, mode, factors=factors)
 
-    def parameter_average(self, weights: Mapping[str, float]) -> Factors:
-        """One adapter whose A and B are weighted sums of the pool's (the LoraHub / AdapterSoup merge)."""
+    def parameter_average_factors(self, weights: Mapping[str, float]) -> Factors:
+        """Factors of one adapter whose A and B are w-weighted sums of the pool's (the LoraHub / AdapterSoup merge)."""
+        for name, weight in weights.items():
+            self.pool.index(name)  # an unknown name is an error
+            if not torch.isfinite(torch.tensor(float(weight))):
+                raise ValueError(f"weight of adapter {name!r} is {weight}: weights must be finite")
+        if not weights:
+            raise ValueError("a parameter average needs at least one adapter weight")
         return self.pool.parameter_average(dict(weights))
+
+    @contextlib.contextmanager
+    def _activated(
+        self,
+        mixtures: Sequence[Mapping[str, float]] = (),
+        mode: str = "mixture",
+        *,
+        factors: Factors | None = None,
+    ) -> Iterator[float]:
+        """Within the block, forward passes of this thread use the given per-row mixtures (or precomputed factors).
+
+        'mixture' applies them per row on the fly (other threads are unaffected); 'fused' merges the one
+        mixture into the base weights and holds the model exclusively until the block exits.
+        Yields the milliseconds spent waiting for other requests.
+        """
+        if factors is None:
+            factors = self.mixture_factors(mixtures)
+        elif mixtures:
+            raise ValueError("give either mixtures or factors, not both")
+        if mode == "fused" and factors is not None:
+            if any(dict(m) != dict(mixtures[0]) for m in mixtures):
+                raise ValueError("fused mode needs one mixture for the whole batch: group rows by mixture")
+            single = {name: (a[:1], b[:1]) for name, (a, b) in factors.items()}
+            with self.adapted.merged(single) as waited_ms:
+                yield waited_ms
+            return
+        with self.adapted.applied(factors) as waited_ms:
+            yield waited_ms
 
     # ---------------------------------------------------------------- generation
 
@@ -332,19 +401,27 @@ class LoGoEngine:
         generation: GenerationConfig | None = None,
         *,
         mixtures: Sequence[Mapping[str, float]] | None = None,
-        factors: Factors | None = None,
+        parameter_average: Mapping[str, float] | None = None,
         batch_size: int = 16,
     ) -> list[Generation]:
         """Answer many prompts, each with its own selection; rows are batched `batch_size` at a time.
 
-        `factors` (e.g. from parameter_average) applies one precomputed merge to every row instead of routing.
+        `parameter_average` (adapter -> weight) answers every row with ONE adapter whose A and B are the weighted
+        sums of the pool's (LoraHub, AdapterSoup) instead of routing; the Generations say so (merge).
         """
         prompts = self._check_prompts(prompts)
+        if mixtures is not None and parameter_average is not None:
+            raise ValueError("give either mixtures or parameter_average, not both")
+        if mixtures is not None and len(mixtures) != len(prompts):
+            raise ValueError(f"{len(prompts)} prompts but {len(mixtures)} mixtures: give one mixture per prompt")
+        average = None
+        if parameter_average is not None:
+            average = (dict(parameter_average), self.parameter_average_factors(parameter_average))
         results: list[Generation] = []
         for start in range(0, len(prompts), batch_size):
             chunk_mixtures = None if mixtures is None else mixtures[start : start + batch_size]
             results.extend(
-                self._run(prompts[start : start + batch_size], routing, generation, chunk_mixtures, factors=factors)
+                self._run(prompts[start : start + batch_size], routing, generation, chunk_mixtures, average=average)
             )
         return results
 
@@ -381,53 +458,64 @@ class LoGoEngine:
         mixtures: Sequence[Mapping[str, float]] | None,
         on_token: Callable[[list[list[int]]], None] | None = None,
         cancel: threading.Event | None = None,
-        factors: Factors | None = None,
+        average: tuple[dict[str, float], Factors] | None = None,
     ) -> list[Generation]:
+        """Steps 1-6 for one batch: route (unless mixtures or a parameter average are given), then decode."""
         generation = generation or GenerationConfig()
         self._check_generation(generation)
         started = time.perf_counter()
-        routings: list[Routing | None] = [None] * len(prompts)
-        if factors is not None:
-            if generation.mode != "mixture":
-                raise ValueError("precomputed factors are applied in mixture mode only")
-            mixtures = [{} for _ in prompts]
-        elif mixtures is None:
-            routings = self.route(prompts, routing)
-            mixtures = [r.mixture for r in routings]
-        elif len(mixtures) != len(prompts):
-            raise ValueError(f"{len(prompts)} prompts but {len(mixtures)} mixtures: give one mixture per prompt")
-        probe_ms = (time.perf_counter() - started) * 1000
+        with self._queue_clock() as queue:  # one clock for the whole request, routing included
+            routings: list[Routing | None] = [None] * len(prompts)
+            if average is not None:
+                if generation.mode != "mixture":
+                    raise ValueError(
+                        "a parameter average is applied in mixture mode only: use GenerationConfig(mode='mixture')"
+                    )
+                mixtures = [average[0]] * len(prompts)
+            elif mixtures is None:
+                routings = self.route(prompts, routing)
+                mixtures = [r.mixture for r in routings]
+            elif len(mixtures) != len(prompts):
+                raise ValueError(f"{len(prompts)} prompts but {len(mixtures)} mixtures: give one mixture per prompt")
+            probe_ms = (time.perf_counter() - started) * 1000 - queue.ms
 
-        # fused mode merges one mixture at a time, so it runs each distinct mixture as its own group
-        if generation.mode == "fused":
-            groups: dict[tuple, list[int]] = {}
-            for row, mixture in enumerate(mixtures):
-                groups.setdefault(tuple(mixture.items()), []).append(row)
-            row_groups = list(groups.values())
-        else:
-            row_groups = [list(range(len(prompts)))]
+            # fused mode merges one mixture at a time, so it runs each distinct mixture as its own group
+            if generation.mode == "fused":
+                groups: dict[tuple, list[int]] = {}
+                for row, mixture in enumerate(mixtures):
+                    groups.setdefault(tuple(mixture.items()), []).append(row)
+                row_groups = list(groups.values())
+            else:
+                row_groups = [list(range(len(prompts)))]
 
-        results: dict[int, Generation] = {}
-        for rows in row_groups:
-            ids, mask = self._encode([prompts[r] for r in rows])
-            merge_started = time.perf_counter()
-            with self.activated(
-                [mixtures[r] for r in rows] if factors is None else (), generation.mode, factors=factors
-            ):
-                merge_ms = (time.perf_counter() - merge_started) * 1000
-                trace = decode(self.model, ids, mask, generation, self.eos_ids, self.pad_id, started, on_token, cancel)
-            total_ms = (time.perf_counter() - started) * 1000
-            timings = Timings(probe_ms, merge_ms, trace.prefill_ms, trace.decode_ms, total_ms)
-            for i, row in enumerate(rows):
-                results[row] = Generation(
-                    prompt=prompts[row],
-                    text=self.tokenizer.decode(trace.tokens[i], skip_special_tokens=True),
-                    routing=routings[row],
-                    mixture=dict(mixtures[row]),
-                    mode=generation.mode,
-                    token_ids=tuple(trace.tokens[i]),
-                    token_times_ms=tuple(trace.times_ms[i]),
-                    timings=timings,
-                    config=asdict(generation),
-                )
-        return [results[row] for row in range(len(prompts))]
+            results: dict[int, Generation] = {}
+            for rows in row_groups:
+                ids, mask = self.encode([prompts[r] for r in rows])
+                merge_started = time.perf_counter()
+                if average is not None:
+                    activated = self._activated(factors=average[1])
+                else:
+                    activated = self._activated([mixtures[r] for r in rows], generation.mode)
+                with activated as waited_ms:
+                    self._waited(waited_ms)
+                    merge_ms = (time.perf_counter() - merge_started) * 1000 - waited_ms
+                    trace = decode(
+                        self.model, ids, mask, generation, self.eos_ids, self.pad_id, started, on_token, cancel
+                    )
+                total_ms = (time.perf_counter() - started) * 1000
+                timings = Timings(probe_ms, merge_ms, trace.prefill_ms, trace.decode_ms, total_ms, queue_ms=queue.ms)
+                for i, row in enumerate(rows):
+                    mixture = dict(mixtures[row])
+                    results[row] = Generation(
+                        prompt=prompts[row],
+                        text=self.tokenizer.decode(trace.tokens[i], skip_special_tokens=True),
+                        routing=routings[row],
+                        mixture=mixture,
+                        merge="parameter_average" if average is not None else generation.mode if mixture else "none",
+                        mode=generation.mode,
+                        token_ids=tuple(trace.tokens[i]),
+                        token_times_ms=tuple(trace.times_ms[i]),
+                        timings=timings,
+                        config=asdict(generation),
+                    )
+            return [results[row] for row in range(len(prompts))]

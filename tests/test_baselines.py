@@ -21,6 +21,7 @@ from analysis.baselines import (
     uniform_mixture,
 )
 from analysis.similarity import TaskEmbedder
+from logo import scoring
 from logo.config import GenerationConfig
 from logo.pool import load_adapter
 from zoo.data import TASKS_DIR, load_task
@@ -89,11 +90,11 @@ def test_adaptersoup_ranks_by_task_centroid_and_its_parameter_average_generates(
     assert adaptersoup_weights(embedder, centroids, ["x", "y"], k=2, exclude=["gamma"]) == pytest.approx(
         {"delta": 0.5, "alpha": 0.5}
     )
-    factors = engine.parameter_average(weights)
-    out = engine.generate_batch(PROMPTS, generation=GenerationConfig(max_new_tokens=4), factors=factors)
-    assert [g.mixture for g in out] == [{}, {}] and all(g.token_ids for g in out)
-    soup = engine.logits(PROMPTS[:1], factors=factors)
-    assert not torch.allclose(soup, engine.logits(PROMPTS[:1], [{}]))  # the merge changed the model
+    out = engine.generate_batch(PROMPTS, generation=GenerationConfig(max_new_tokens=4), parameter_average=weights)
+    assert [g.mixture for g in out] == [weights, weights] and all(g.token_ids for g in out)
+    assert [g.merge for g in out] == ["parameter_average"] * 2  # not the base model, though no routing chose it
+    soup = scoring.logits(engine, PROMPTS[:1], factors=scoring.parameter_average(engine, weights))
+    assert not torch.allclose(soup, scoring.logits(engine, PROMPTS[:1], [{}]))  # the merge changed the model
 
 
 def test_adapter_centroids_with_minilm_retrieve_the_task_s_own_adapter():
@@ -114,11 +115,12 @@ def test_lorahub_search_is_bounded_reproducible_and_reports_its_objective(engine
     assert len(first.history) == 8 and first.loss == min(first.history) and first.seconds > 0
     # the reported loss is the objective recomputed independently at the returned weights
     prompts, answers = [p for p, _ in EXAMPLES], [a for _, a in EXAMPLES]
-    ce = float(engine.answer_loss(prompts, answers, factors=engine.parameter_average(first.weights)).mean())
+    factors = scoring.parameter_average(engine, first.weights)
+    ce = float(scoring.answer_loss(engine, prompts, answers, factors=factors).mean())
     assert first.cross_entropy == pytest.approx(ce, rel=1e-5)
     assert first.loss == pytest.approx(ce + 0.05 * np.abs(list(first.weights.values())).mean(), rel=1e-5)
     # the search starts at w = 0: its first evaluation is the base model with no penalty
-    base = engine.answer_loss(prompts, answers)
+    base = scoring.answer_loss(engine, prompts, answers)
     assert first.history[0] == pytest.approx(float(base.mean()), rel=1e-5)
 
 
@@ -136,7 +138,7 @@ def test_padded_arrow_copies_load_in_peft_with_the_original_function(tiny_world,
     dirs = arrow_adapter_dirs(adapters, tmp_path)
     assert all(d.parent == tmp_path for d in dirs), "mixed ranks and modules need rewritten copies"
     ids = tiny_world.tokenizer(PROMPTS[0], return_tensors="pt")
-    for adapter, copy_dir in zip(adapters, dirs):
+    for adapter, copy_dir in zip(adapters, dirs, strict=True):
         logits = []
         for source in (adapter.source, copy_dir):
             model = PeftModel.from_pretrained(copy.deepcopy(tiny_world.model), source).eval()

@@ -75,12 +75,14 @@ def test_engine_matches_the_official_approach_in_the_benchmark_configuration():
         engine.generate(prompt, RoutingConfig(k=3, signal=signal, probe=PROBE), generation) for signal, prompt in cases
     ]
     base = [engine.generate(prompt, generation=generation, mixture={}) for prompt in prompts]
-    assert any(o.token_ids != b.token_ids for o, b in zip(ours, base)), "the adapters must change some answers"
+    assert any(o.token_ids != b.token_ids for o, b in zip(ours, base, strict=True)), (
+        "the adapters must change some answers"
+    )
 
     reference = OfficialReference(model, pool)  # mounted after our runs: PEFT's layers would add to our mixture
     try:
-        for (signal, prompt), mine in zip(cases, ours):
-            batch = tokenizer([prompt], return_tensors="pt")
+        for (signal, prompt), mine in zip(cases, ours, strict=True):
+            batch = tokenizer([prompt], return_tensors="pt", split_special_tokens=True)
             theirs = reference.generate(batch["input_ids"], batch["attention_mask"], 3, signal, 10)
             assert theirs.selected == mine.routing.selected
             assert theirs.weights == pytest.approx(mine.routing.weights, rel=1e-5)

@@ -10,6 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import torch
 
+from logo import scoring
 from logo.config import EngineConfig, GenerationConfig, ProbeConfig, RoutingConfig
 from logo.results import to_json
 from logo.signals import select_top_k
@@ -44,7 +45,7 @@ def test_generate_batch_rows_equal_single_generations_in_both_modes(engine):
     singles = [engine.generate(p, config, GREEDY) for p in prompts]
     for mode in ("mixture", "fused"):
         batch = engine.generate_batch(prompts, config, GenerationConfig(max_new_tokens=6, mode=mode))
-        for single, row in zip(singles, batch):
+        for single, row in zip(singles, batch, strict=True):
             assert row.token_ids == single.token_ids
             assert list(row.mixture) == list(single.mixture)
             assert list(row.mixture.values()) == pytest.approx(list(single.mixture.values()), rel=1e-5)
@@ -68,7 +69,7 @@ def _step_logits(engine, prompts, cuda_graph):
     """Logits of the prefill and of three forced steps, through the decode loop's step objects."""
     from logo.decoding import DynamicSteps, StaticSteps
 
-    ids, mask = engine._encode(prompts)
+    ids, mask = engine.encode(prompts)
     steps = (StaticSteps if cuda_graph else DynamicSteps)(engine.model, ids, mask, 4)
     with torch.inference_mode():
         logits = [steps.prefill()]
@@ -224,8 +225,51 @@ def test_a_second_engine_on_the_same_model_applies_its_own_mixtures(tiny_world, 
         cache_dir=tmp_path,
         reference_prompts=tiny_world.reference_file,
     )
-    LoGoEngine(config, base=base)
-    second = LoGoEngine(config, base=base)  # wraps layers the first engine already wrapped
-    with_adapter = second.logits([PROMPT_A], [{"delta": 1.0}])
-    without = second.logits([PROMPT_A], [{}])
-    assert not torch.allclose(with_adapter, without)
+    first = LoGoEngine(config, base=base)
+    second = LoGoEngine(config, base=base)  # shares the layers the first engine wrapped
+    for engine in (first, second):  # the first engine's mixtures still apply (they used to drop to the base model)
+        with_adapter = scoring.logits(engine, [PROMPT_A], [{"delta": 1.0}])
+        without = scoring.logits(engine, [PROMPT_A], [{}])
+        assert not torch.allclose(with_adapter, without)
+
+
+def test_a_generation_says_what_it_merged(engine):
+    greedy = GenerationConfig(max_new_tokens=3)
+    base = engine.generate(PROMPT_A, generation=greedy, mixture={})
+    routed = engine.generate(PROMPT_A, RoutingConfig(k=2), greedy)
+    fused = engine.generate(PROMPT_A, RoutingConfig(k=2), GenerationConfig(max_new_tokens=3, mode="fused"))
+    weights = {"alpha": 0.5, "beta": 0.5}
+    averaged = engine.generate_batch([PROMPT_A], generation=greedy, parameter_average=weights)[0]
+    assert (base.merge, base.mixture) == ("none", {})
+    assert routed.merge == "mixture" and routed.mixture == routed.routing.mixture
+    assert fused.merge == "fused" and fused.mixture == routed.mixture
+    assert (averaged.merge, averaged.mixture, averaged.routing) == ("parameter_average", weights, None)
+    assert json.loads(to_json(averaged))["merge"] == "parameter_average"
+    assert averaged.token_ids != engine.generate(PROMPT_A, generation=greedy, mixture=weights).token_ids
+    with pytest.raises(ValueError, match="mixture mode only"):
+        engine.generate_batch([PROMPT_A], generation=GenerationConfig(mode="fused"), parameter_average=weights)
+    with pytest.raises(ValueError, match="either mixtures or parameter_average"):
+        engine.generate_batch([PROMPT_A], mixtures=[{}], parameter_average=weights)
+    with pytest.raises(KeyError, match="no adapter named 'zeta'"):
+        engine.generate_batch([PROMPT_A], parameter_average={"zeta": 1.0})
+
+
+def test_the_package_exports_the_readme_names():
+    import logo
+    from logo import EngineConfig as Exported
+    from logo import Generation, GenerationConfig, LoGoEngine, ProbeConfig, Routing, RoutingConfig, Timings
+
+    assert Exported is EngineConfig and LoGoEngine.__module__ == "logo.engine"
+    assert {c.__name__ for c in (Generation, GenerationConfig, ProbeConfig, Routing, RoutingConfig, Timings)} <= set(
+        logo.__all__
+    )
+    with pytest.raises(AttributeError, match="no attribute 'Engine'"):
+        logo.Engine  # noqa: B018
+
+
+def test_public_block_and_probe_module_api(engine):
+    assert engine.n_blocks == 4
+    assert engine.probe_modules() == ["self_attn.q_proj"]  # gamma and epsilon skip k/v/o or k/v
+    assert engine.probe_modules(0) == engine.probe_modules(-4)
+    with pytest.raises(ValueError, match="probe block 4 is out of range"):
+        engine.probe_modules(4)

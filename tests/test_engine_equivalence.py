@@ -11,6 +11,7 @@ import torch
 from peft import PeftModel
 from safetensors.torch import load_file, save_file
 
+from logo import scoring
 from logo.config import ProbeConfig, RoutingConfig
 from logo.pool import load_adapter
 from logo.signals import signal_from_outputs
@@ -51,9 +52,9 @@ def test_mixture_logits_equal_peft_for_a_batch_with_different_selections(engine,
     routings = engine.route(PROMPTS, RoutingConfig(k=3))
     mixtures = [r.mixture for r in routings]
     assert len({tuple(m) for m in mixtures}) > 1, "the test needs rows with different selections"
-    logits = engine.logits(PROMPTS, mixtures)  # (B, T, V), left-padded
-    mask = engine._encode(PROMPTS)[1]
-    for row, (prompt, mixture) in enumerate(zip(PROMPTS, mixtures)):
+    logits = scoring.logits(engine, PROMPTS, mixtures)  # (B, T, V), left-padded
+    mask = engine.encode(PROMPTS)[1]
+    for row, (prompt, mixture) in enumerate(zip(PROMPTS, mixtures, strict=True)):
         reference = peft_reference_logits(tiny_world, prompt, mixture)
         ours = logits[row][mask[row].bool()]
         torch.testing.assert_close(ours, reference, rtol=0, atol=1e-5)
@@ -61,24 +62,24 @@ def test_mixture_logits_equal_peft_for_a_batch_with_different_selections(engine,
 
 def test_explicit_mixture_with_an_adapter_that_skips_modules_equals_peft(engine, tiny_world):
     mixture = {"gamma": 0.7, "epsilon": 0.2, "delta": 0.1}  # gamma has no k/o, epsilon no k/v, delta adds up_proj
-    ours = engine.logits([PROMPTS[0]], [mixture])[0]
+    ours = scoring.logits(engine, [PROMPTS[0]], [mixture])[0]
     torch.testing.assert_close(ours, peft_reference_logits(tiny_world, PROMPTS[0], mixture), rtol=0, atol=1e-5)
 
 
 def test_fused_equals_mixture(engine):
     mixture = engine.route(PROMPTS[1], RoutingConfig(k=3))[0].mixture
-    mixed = engine.logits([PROMPTS[1]], [mixture], mode="mixture")
-    fused = engine.logits([PROMPTS[1]], [mixture], mode="fused")
+    mixed = scoring.logits(engine, [PROMPTS[1]], [mixture], mode="mixture")
+    fused = scoring.logits(engine, [PROMPTS[1]], [mixture], mode="fused")
     scale = mixed.abs().max()
     torch.testing.assert_close(fused, mixed, rtol=0, atol=float(1e-5 * scale))
 
 
 def test_fused_restores_the_base_weights_exactly(engine):
     before = {n: p.detach().clone() for n, p in engine.model.named_parameters()}
-    engine.logits([PROMPTS[0]], [{"alpha": 0.5, "beta": 0.5}], mode="fused")
+    scoring.logits(engine, [PROMPTS[0]], [{"alpha": 0.5, "beta": 0.5}], mode="fused")
     for name, param in engine.model.named_parameters():
         assert torch.equal(param, before[name]), name
-    assert not any(layer.merged for layer in engine._layers.values())
+    assert not any(layer.merged for layer in engine.adapted.layers.values())
 
 
 def test_empty_mixture_is_the_base_model(engine, tiny_world):
@@ -88,7 +89,7 @@ def test_empty_mixture_is_the_base_model(engine, tiny_world):
     ids = tiny_world.tokenizer(text, return_tensors="pt", add_special_tokens=False)
     with torch.no_grad():
         reference = tiny_world.model(**ids).logits[0]
-    torch.testing.assert_close(engine.logits([PROMPTS[0]], [{}])[0], reference, rtol=0, atol=1e-6)
+    torch.testing.assert_close(scoring.logits(engine, [PROMPTS[0]], [{}])[0], reference, rtol=0, atol=1e-6)
 
 
 def _probe_hidden(world, prompt: str, block: int, probe_input: str) -> torch.Tensor:
@@ -159,7 +160,7 @@ def test_calibrated_scores_equal_a_recomputation_from_the_cached_statistics(engi
     cache_files = list((engine.config.cache_dir / "calibration").glob("*.json"))
     assert len(cache_files) == 1
     stats = json.loads(cache_files[0].read_text())
-    reference_prompts = [l for l in tiny_world.reference_file.read_text().splitlines() if l.strip()]
+    reference_prompts = [line for line in tiny_world.reference_file.read_text().splitlines() if line.strip()]
     raw = engine.raw_signals(reference_prompts, config.probe)[signal]
     assert stats["mean"][signal] == pytest.approx(raw.mean(dim=0).tolist(), rel=1e-5)
     assert stats["std"][signal] == pytest.approx(raw.std(dim=0).tolist(), rel=1e-5)
@@ -202,7 +203,7 @@ def test_calibration_cache_is_reused_and_invalidated(make_engine, tiny_world, tm
 def test_parameter_average_merges_a_and_b_separately(engine, tiny_world):
     """LoraHub's merge: delta = s (sum_i w_i B_i)(sum_i w_i A_i) with the adapters' common scaling."""
     weights = {"alpha": 0.6, "beta": -0.3}  # both r<=4 on q,k,v,o with scaling 2 and 1: sqrt(s) folded in
-    factors = engine.parameter_average(weights)
+    factors = scoring.parameter_average(engine, weights)
     module = "model.layers.1.self_attn.v_proj"
     a_t, b_t = factors[module]
     ours = (a_t[0] @ b_t[0]).T  # (d_out, d_in)
@@ -223,15 +224,18 @@ def test_parameter_average_merges_a_and_b_separately(engine, tiny_world):
         for n, w in weights.items()
     )
     torch.testing.assert_close(ours, b_sum @ a_sum, rtol=1e-5, atol=1e-6)
-    single = engine.parameter_average({"beta": 1.0})
+    single = scoring.parameter_average(engine, {"beta": 1.0})
     torch.testing.assert_close(
-        engine.logits([PROMPTS[0]], factors=single), engine.logits([PROMPTS[0]], [{"beta": 1.0}]), rtol=0, atol=1e-5
+        scoring.logits(engine, [PROMPTS[0]], factors=single),
+        scoring.logits(engine, [PROMPTS[0]], [{"beta": 1.0}]),
+        rtol=0,
+        atol=1e-5,
     )
 
 
 def test_answer_loss_is_the_cross_entropy_of_the_answer(engine, tiny_world):
     prompt, answer = PROMPTS[0], " paris ."
-    loss = engine.answer_loss([prompt, PROMPTS[1]], [answer, " cat dog"])[0]
+    loss = scoring.answer_loss(engine, [prompt, PROMPTS[1]], [answer, " cat dog"])[0]
     text = tiny_world.tokenizer.apply_chat_template(
         [{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True
     )
