@@ -82,7 +82,11 @@ class Routers(nn.Module):
         self.n_layers, self.n_experts, self.top_k = n_layers, n_experts, top_k
 
     def logits(self, meta: torch.Tensor) -> torch.Tensor:
-        """meta (B, L, d) -> router logits (B, L, n)."""
+        """meta (B, L, d) -> router logits (B, L, n), in fp32 whatever the autocast (BN statistics need it)."""
+        with torch.autocast(meta.device.type, enabled=False):
+            return self._logits(meta.float())
+
+    def _logits(self, meta: torch.Tensor) -> torch.Tensor:
         h = torch.einsum("bld,lhd->blh", meta, self.w1) + self.b1  # (B, L, h)
         z = torch.einsum("blh,lnh->bln", nn.functional.silu(h), self.w2) + self.b2  # (B, L, n)
         if self.training and z.shape[0] < 2:

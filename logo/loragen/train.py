@@ -21,6 +21,7 @@ from .config import TrainConfig
 from .generator import LoraGenerator
 
 TRAINER_STATE = "trainer.pt"
+MAX_SKIPPED_STEPS = 20
 
 
 @dataclass(frozen=True)
@@ -127,7 +128,7 @@ def train(
     torch.manual_seed(config.seed)
     generator.model.train()
     autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=generator.device.type == "cuda")
-    start, history = time.perf_counter(), []
+    start, history, skipped = time.perf_counter(), [], 0
     while step < config.steps:
         rng = np.random.default_rng([config.seed, step])  # the batch depends on (seed, step) alone: resumable
         batch = [examples[i] for i in rng.choice(len(examples), config.batch_size, replace=False)]
@@ -140,11 +141,22 @@ def train(
         )
         balance = balance_loss(gates.float())
         loss = lm + config.balance_weight * balance
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f"step {step}: the loss is {loss.item()}: lower lr (now {config.lr}) or resume")
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_([p for p in generator.model.parameters() if p.requires_grad], config.grad_clip)
+        if torch.isfinite(loss):
+            loss.backward()
+            trainable = [p for p in generator.model.parameters() if p.requires_grad]
+            grad_norm = torch.nn.utils.clip_grad_norm_(trainable, config.grad_clip)
+        if not torch.isfinite(loss) or not torch.isfinite(grad_norm):
+            # one bad batch (bf16 overflow) skips its update; many in a row mean the run has diverged
+            skipped += 1
+            if skipped > MAX_SKIPPED_STEPS:
+                raise FloatingPointError(
+                    f"step {step}: {skipped} steps in a row had a non-finite loss or gradient: lower lr "
+                    f"(now {config.lr}) and resume from the last checkpoint"
+                )
+            step += 1
+            continue
+        skipped = 0
         optimizer.step()
         scheduler.step()
         step += 1
