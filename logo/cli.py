@@ -34,6 +34,7 @@ from .config import (
     field_default,
     field_help,
 )
+from .loragen.cli import add_gen_arguments, run_gen
 from .prompt_files import FORMATS, Prompt, read_prompts
 from .results import Generation, Routing
 
@@ -182,6 +183,13 @@ def add_generate_arguments(parser: argparse.ArgumentParser) -> None:
     add_route_arguments(parser)
     for option in GENERATION_OPTIONS:
         option.add_to(parser)
+    parser.add_argument(
+        "--adapter",
+        metavar="DIR",
+        type=Path,
+        help="answer with this one adapter merged, without routing (e.g. one written by logo gen); "
+        "instead of --adapters; --mode defaults to fused",
+    )
 
 
 @dataclass(frozen=True)
@@ -318,16 +326,24 @@ def run_route(args: argparse.Namespace) -> int:
 
 def run_generate(args: argparse.Namespace) -> int:
     config, routing, generation = engine_config(args), routing_config(args), generation_config(args)
+    if args.adapter is not None:  # one adapter, merged: no routing
+        if "adapters" in given(args, EngineConfig):
+            raise ValueError(f"give either --adapter {args.adapter} or --adapters, not both")
+        config = EngineConfig(**{**given(args, EngineConfig), "adapters": (str(args.adapter),)})
+        if "mode" not in given(args, GenerationConfig):
+            generation = GenerationConfig(**{**given(args, GenerationConfig), "mode": "fused"})
     prompts = batch_of(args)
     engine = load_engine(config)
     routing = with_pool_default_k(args, routing, engine)
+    mixture = {engine.adapter_names[0]: 1.0} if args.adapter is not None else None
     if prompts is None:
-        result = engine.generate(args.prompt, routing, generation)
+        result = engine.generate(args.prompt, routing, generation, mixture=mixture)
         print(json.dumps(result.to_dict(), indent=2) if args.json else format_generation(result))
     else:
 
         def generate(texts: list[str]) -> list[Generation]:
-            return engine.generate_batch(texts, routing, generation, batch_size=args.batch_size)
+            mixtures = None if mixture is None else [mixture] * len(texts)
+            return engine.generate_batch(texts, routing, generation, mixtures=mixtures, batch_size=args.batch_size)
 
         run_batch(args, prompts, generate, lambda text: engine.route([text], routing), sys.stdout)
     return 0
@@ -336,6 +352,7 @@ def run_generate(args: argparse.Namespace) -> int:
 COMMANDS: dict[str, Command] = {
     "route": Command("score every adapter and show the weighted top-k", add_route_arguments, run_route),
     "generate": Command("route, then answer with the merged adapters", add_generate_arguments, run_generate),
+    "gen": Command("LoRA-Gen: generate a LoRA adapter from a task description", add_gen_arguments, run_gen),
 }
 
 
@@ -384,7 +401,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                 f"or put the prompts in a file and pass --input FILE"
             )
     args = parser.parse_args(argv)
-    if "EngineConfig.adapters" not in vars(args):
+    if "EngineConfig.adapters" not in vars(args) and args.command != "gen" and not getattr(args, "adapter", None):
         args.parser.error(
             "no adapters given: pass --adapters DIR ... (adapter directories, a pool directory such as "
             "assets/adapters in a LoGo Studio checkout, or hub ids)"
