@@ -16,7 +16,7 @@ PROBE_INPUTS = ("module", "residual")
 AGGREGATES = ("last", "mean")
 MODES = ("mixture", "fused")
 DTYPES = ("auto", "float32", "bfloat16", "float16")
-DEVICE_PATTERN = re.compile(r"cpu|mps|cuda(:\d+)?")  # what torch.device accepts among the backends the engine runs on
+DEVICE_PATTERN = re.compile(r"(cpu|mps|cuda)(:\d+)?")  # what torch.device accepts among the backends the engine runs on
 
 # 60 generic prompts from no task, shipped inside the package: calibration needs some reference set, and a
 # pool that ships its adapters' own sample inputs (the zoo does) should pass those instead
@@ -262,7 +262,7 @@ class EngineConfig:
         _check_choice("dtype", self.dtype, DTYPES)
         if self.device is not None and not (isinstance(self.device, str) and DEVICE_PATTERN.fullmatch(self.device)):
             raise ValueError(
-                f"unknown device {self.device!r}: use 'cpu', 'cuda', 'cuda:N' (e.g. 'cuda:0') or 'mps', "
+                f"unknown device {self.device!r}: use 'cpu', 'cuda', 'cuda:N' (e.g. 'cuda:0'), 'mps' (optionally with :N), "
                 f"or leave it unset (None) to pick CUDA when available"
             )
         for name in ("max_new_tokens_cap", "max_prompt_tokens"):

@@ -76,7 +76,7 @@ def test_bad_values_raise_clear_errors(make, match):
         make()
 
 
-@pytest.mark.parametrize("device", [None, "cpu", "cuda", "cuda:0", "cuda:12", "mps"])
+@pytest.mark.parametrize("device", [None, "cpu", "cuda", "cuda:0", "cuda:12", "mps", "cpu:0"])
 def test_known_devices_are_accepted(device):
     assert EngineConfig(device=device).device == device
 

@@ -77,7 +77,7 @@ def test_example_entropy_generate_plots_and_exports(page, tmp_path):
     expect(page.locator("#routing-table")).to_contain_text("epsilon")
 
     # toggle entropy, then generate: the answer streams in, the three plots draw
-    page.locator("#signal").get_by_text("entropy").click()
+    page.locator("#signal").get_by_text("entropy", exact=True).click()
     page.locator("#generate").click()
     page.wait_for_function(f"() => ({PLOT_TRACES})().length === 3 && ({PLOT_TRACES})().every(n => n > 0)")
     page.wait_for_function("() => document.querySelector('#answer textarea').value.length > 0")
