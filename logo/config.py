@@ -262,7 +262,7 @@ class EngineConfig:
         _check_choice("dtype", self.dtype, DTYPES)
         if self.device is not None and not (isinstance(self.device, str) and DEVICE_PATTERN.fullmatch(self.device)):
             raise ValueError(
-                f"unknown device {self.device!r}: use 'cpu', 'cuda', 'cuda:N' (e.g. 'cuda:0'), 'mps' (optionally with :N), "
+                f"unknown device {self.device!r}: use 'cpu', 'cuda' or 'mps' (each optionally ':N', e.g. 'cuda:0'), "
                 f"or leave it unset (None) to pick CUDA when available"
             )
         for name in ("max_new_tokens_cap", "max_prompt_tokens"):

@@ -223,7 +223,7 @@ def test_missing_adapters_says_to_pass_adapters_dir(capsys):
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["route", "hello", "--device", "tpu"], "error: unknown device 'tpu': use 'cpu', 'cuda', 'cuda:N'"),
+        (["route", "hello", "--device", "tpu"], "error: unknown device 'tpu': use 'cpu', 'cuda' or 'mps'"),
         (["generate", "hello", "--temperature", "nan"], "error: temperature must be a finite number, got nan"),
         (["generate", "hello", "--temperature", "inf"], "error: temperature must be a finite number, got inf"),
         (["generate", "hello", "--top-p", "nan"], "error: top_p must be a finite number, got nan"),

@@ -62,7 +62,7 @@ def test_every_field_has_help_text():
         (lambda: RoutingConfig(probe="last"), "probe must be a ProbeConfig"),
         (lambda: ProbeConfig(block=1.5), "probe block must be an integer"),
         (lambda: ProbeConfig(module=None), "is not a dotted module path"),
-        (lambda: EngineConfig(device="tpu"), "unknown device 'tpu': use 'cpu', 'cuda', 'cuda:N'"),
+        (lambda: EngineConfig(device="tpu"), "unknown device 'tpu': use 'cpu', 'cuda' or 'mps'"),
         (lambda: EngineConfig(device="cuda:x"), "unknown device 'cuda:x'"),
         (lambda: EngineConfig(device="CPU"), "unknown device 'CPU'"),
         (lambda: EngineConfig(device=0), "unknown device 0"),
