@@ -85,8 +85,8 @@ def test_engine_recomputes_and_repairs_a_wrong_entry(engine):
     data = json.loads(path.read_text())
     data["std"]["norm"] = [0.0] * len(data["std"]["norm"])  # every calibrated z-score request used to divide by 0
     path.write_text(json.dumps(data))
-    engine._calibration.clear()  # a fresh process: only the file is left
-    routing = engine.route("what is the capital of france ?", RoutingConfig(k=2, calibration="zscore"))[0]
+    fresh = LoGoEngine(engine.config, base=engine.base)  # a fresh process: only the file is left
+    routing = fresh.route("what is the capital of france ?", RoutingConfig(k=2, calibration="zscore"))[0]
     assert all(abs(s) < 1e6 for s in routing.scores)
     assert json.loads(path.read_text()) == json.loads(json.dumps(asdict(stats)))  # the file is repaired
 
