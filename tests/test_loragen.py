@@ -88,9 +88,16 @@ def test_a_description_over_the_reader_limit_is_refused(tiny_world):
 
 @pytest.mark.parametrize(
     ("content", "match"),
-    [("", "is empty"), ('{"input": 1}', "JSON dict"), ('{"a": 1}\n{oops', "line 1: not valid JSON|line 2"),
-     ('[{"input": "x"}]', "give 'input' and 'output'"), ('[{"input": "x", "output": ""}]', "empty")],
-)  # fmt: skip
+    [
+        ("", "is empty"),
+        ('{"input": 1}', "give 'input' and 'output'"),
+        ("[1, 2]", "demo 0 is 1"),
+        ('"text"', "JSON str"),
+        ('{"a": 1}\n{oops', "line 1: not valid JSON|line 2"),
+        ('[{"input": "x"}]', "give 'input' and 'output'"),
+        ('[{"input": "x", "output": ""}]', "empty"),
+    ],
+)
 def test_malformed_demo_files_are_refused(tmp_path, content, match):
     path = tmp_path / "demos.json"
     path.write_text(content)

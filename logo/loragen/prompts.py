@@ -45,13 +45,19 @@ def load_demos(path: Path | str) -> tuple[Demo, ...]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"demo file {path} does not exist")
-    text = path.read_text(encoding="utf-8")
+    return parse_demos(path.read_text(encoding="utf-8"), f"demo file {path}")
+
+
+def parse_demos(text: str, source: str = "the demos") -> tuple[Demo, ...]:
+    """Demos written as a JSON list or JSONL of {'input', 'output'} objects; `source` names them in errors."""
     if not text.strip():
-        raise ValueError(f"demo file {path} is empty: write a JSON list or JSONL of {{'input', 'output'}} objects")
+        raise ValueError(f"{source} is empty: write a JSON list or JSONL of {{'input', 'output'}} objects")
     try:
         rows = json.loads(text)
+        if isinstance(rows, dict):  # one JSONL line: one demo
+            rows = [rows]
         if not isinstance(rows, list):
-            raise ValueError(f"demo file {path} holds a JSON {type(rows).__name__}: write a list of objects")
+            raise ValueError(f"{source} holds a JSON {type(rows).__name__}: write a list of objects")
     except json.JSONDecodeError:
         rows = []
         for n, line in enumerate(text.splitlines(), 1):
@@ -61,13 +67,13 @@ def load_demos(path: Path | str) -> tuple[Demo, ...]:
                 rows.append(json.loads(line))
             except json.JSONDecodeError as err:
                 raise ValueError(
-                    f"demo file {path}, line {n}: not valid JSON ({err.msg}): write one {{'input', 'output'}} "
+                    f"{source}, line {n}: not valid JSON ({err.msg}): write one {{'input', 'output'}} "
                     f"object per line, or one JSON list"
                 ) from None
     try:
         return normalise_demos(rows)
     except ValueError as err:
-        raise ValueError(f"demo file {path}: {err}") from None
+        raise ValueError(f"{source}: {err}") from None
 
 
 def system_prompt(description: str, demos: Sequence[Demo] = ()) -> str:
