@@ -48,6 +48,12 @@ zoo: setup
 	$(PY) -m zoo.evaluate predict --out out/zoo
 	$(PY) -m zoo.evaluate score --out out/zoo
 
+# trains the LoRA-Gen generator into assets/loragen (a GPU: minutes; each run stops after 9 minutes with a
+# checkpoint, ARGS="--resume DIR" continues from its trainer.pt; a CPU: ARGS="--per-task 8 --steps 20" is a tiny run)
+.PHONY: loragen
+loragen: setup
+	$(PY) -m zoo.loragen_train $(ARGS)
+
 bench: setup
 	$(PY) -m bench.engine_cpu
 
