@@ -1,5 +1,7 @@
 """Writing figures and tables to disk: self-contained HTML, PNG through Kaleido and Chromium, CSV, and zip bundles.
 
+`ExportFolder` keeps a server's exports private to the user running it and bounded: recent ones only.
+
 PNG export needs a Chromium-based browser (Kaleido 1.x drives one headless, sandbox off, which also works as
 root). We look for it once: `$BROWSER_PATH`, then `chromium`, `chromium-browser`, `google-chrome` on PATH, then
 the copy `plotly_get_chrome` downloads. Without one, `export_png` raises `PngExportUnavailable` saying how to
@@ -8,12 +10,17 @@ fix it, and `png_export_available()` tells a UI why its button is disabled witho
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import re
 import shutil
 import tempfile
+import threading
+import time
+import weakref
 import zipfile
+from collections.abc import Callable, Iterator
 from functools import cache
 from pathlib import Path
 
@@ -151,3 +158,77 @@ def export_bundle(
             for member in members:
                 archive.write(member, arcname=member.name)
     return path_zip
+
+
+class ExportFolder:
+    """A private folder of recent exports: one sub-folder per export, the oldest deleted beyond the limits.
+
+    1. The folder is made by `tempfile.mkdtemp` (mode 0o700) and each export's sub-folder likewise; the files
+       written into one are made 0o600 (they hold the user's prompt), so no other local user can read them.
+    2. After each export, sub-folders older than `max_age_s` are deleted, then the oldest ones until at most
+       `max_exports` remain and they hold at most `max_bytes` together. The export just made is always kept.
+    3. The whole folder is deleted when this object is garbage-collected or the process exits.
+    """
+
+    def __init__(
+        self,
+        parent: str | Path | None = None,
+        *,
+        max_exports: int = 16,
+        max_bytes: int = 128 * 2**20,
+        max_age_s: float = 15 * 60,
+        clock: Callable[[], float] = time.time,
+    ):
+        for name, value in (("max_exports", max_exports), ("max_bytes", max_bytes), ("max_age_s", max_age_s)):
+            if not value > 0:
+                raise ValueError(f"ExportFolder {name} must be positive, got {value!r}")
+        if parent is not None:
+            Path(parent).mkdir(parents=True, exist_ok=True)
+        self.root = Path(tempfile.mkdtemp(prefix="logo-studio-exports-", dir=parent))
+        self.max_exports, self.max_bytes, self.max_age_s = max_exports, max_bytes, max_age_s
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._finalizer = weakref.finalize(self, shutil.rmtree, self.root, True)
+
+    @contextlib.contextmanager
+    def new(self) -> Iterator[Path]:
+        """A fresh private sub-folder to write one export into; made private and pruned on exit (removed on error)."""
+        with self._lock:  # the name starts with the creation time (ns), so names sort oldest first
+            folder = Path(tempfile.mkdtemp(prefix=f"{int(self.clock() * 1e9):020d}-", dir=self.root))
+        try:
+            yield folder
+        except BaseException:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
+        for path in folder.rglob("*"):
+            path.chmod(0o700 if path.is_dir() else 0o600)
+        self.prune(keep=folder)
+
+    def exports(self) -> list[Path]:
+        """The export sub-folders, oldest first."""
+        return sorted(p for p in self.root.iterdir() if p.is_dir())
+
+    def prune(self, keep: Path | None = None) -> list[Path]:
+        """Delete expired exports, then the oldest beyond max_exports / max_bytes (never `keep`); the deleted."""
+        with self._lock:
+            now_ns = int(self.clock() * 1e9)
+            folders = [(p, _folder_bytes(p), int(p.name.split("-")[0])) for p in self.exports()]
+            deleted = [p for p, _, born in folders if p != keep and now_ns - born > self.max_age_s * 1e9]
+            kept = [(p, size) for p, size, _ in folders if p not in deleted]
+            while len(kept) > self.max_exports or sum(size for _, size in kept) > self.max_bytes:
+                oldest = next((entry for entry in kept if entry[0] != keep), None)
+                if oldest is None:  # only the export just made is left: it stays however large it is
+                    break
+                kept.remove(oldest)
+                deleted.append(oldest[0])
+            for folder in deleted:
+                shutil.rmtree(folder, ignore_errors=True)
+            return deleted
+
+    def close(self) -> None:
+        """Delete the folder and every export in it now."""
+        self._finalizer()
+
+
+def _folder_bytes(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())

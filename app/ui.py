@@ -13,7 +13,7 @@ import gradio as gr
 import pandas as pd
 import plotly.graph_objects as go
 
-from analysis.export import PngExportUnavailable, png_export_available
+from analysis.export import ExportFolder, PngExportUnavailable, png_export_available
 from analysis.similarity import TaskEmbedder
 from logo.config import (
     AGGREGATES,
@@ -33,6 +33,7 @@ from .ui_data import DEFAULT_ASSETS_DIR, Example, StudioData
 from .ui_handlers import (
     TABLE_COLUMNS,
     Controls,
+    Shown,
     Studio,
     View,
     dataset_figures,
@@ -40,6 +41,7 @@ from .ui_handlers import (
     generate_stream,
     route_view,
     token_cap,
+    view_of_shown,
 )
 
 log = logging.getLogger(__name__)
@@ -49,14 +51,22 @@ QUEUE_SIZE = 32  # requests waiting beyond this are refused with "queue full" in
 MIN_PLOT_HEIGHT = 260  # px: a heatmap of one prompt row is otherwise a thin strip
 EMPTY_PLOT_HEIGHT = 240  # px: a figure that only says what is missing
 CONCURRENCY = 2  # requests served at once: mixture requests overlap, fused ones are serialised by the engine
+# Gradio keeps every session's state and last outputs (plots included, ~0.3-1 MB) until this many newer
+# sessions evict it; each web API call without a session hash is a session of its own
+SESSION_CAPACITY = 64
+SESSION_TTL_S = 3600  # a session's routing and answer (for exports and re-routes) are dropped an hour after use
+EXPORT_SWEEP = (60, 15 * 60)  # Gradio's delete_cache: every minute, delete served files older than 15 minutes
+MAX_UPLOAD = "1mb"  # the page takes no files; a bound on what /gradio_api/upload accepts anonymously
 
 
 def launch_options() -> dict:
-    """Styling that Gradio 6 takes at launch(): pass it to every `demo.launch(...)`."""
+    """Styling and limits that Gradio 6 takes at launch(): pass them to every `demo.launch(...)`."""
     return {
         "css_paths": [UI_DIR / "style.css"],
         "js": (UI_DIR / "plots.js").read_text(encoding="utf-8"),
         "theme": gr.themes.Soft(primary_hue="indigo", neutral_hue="slate"),
+        "max_file_size": MAX_UPLOAD,
+        "state_session_capacity": SESSION_CAPACITY,
     }
 
 
@@ -114,40 +124,57 @@ def display_table(table: pd.DataFrame) -> pd.DataFrame:
 
 
 class Actions:
-    """What the page's events call: plain values in, component values out; failures become gr.Error."""
+    """What the page's events call: plain values in, component values out; failures become gr.Error.
 
-    def __init__(self, studio: Studio):
+    The session keeps a `Shown` (plain values). A settings change that would not change the table or the
+    plots sends none of them again (gr.skip()); the web API endpoints (route, generate) always answer in full,
+    so that every call stands on its own.
+    """
+
+    def __init__(self, studio: Studio, exports: ExportFolder | None = None):
         self.studio = studio
+        self.exports = exports or ExportFolder()
+        self._dataset: dict[str, dict[str, go.Figure]] = {}  # signal -> the displayed dataset figures, drawn once
 
-    def _routed(self, view: View, status: str) -> tuple:
+    def _routed(self, view: View, status: str, previous: Shown | None) -> tuple:
+        """-> table, heatmap, scatter, status, shown; the table and plots are skipped when they would not change."""
+        if previous is not None and previous.draws_as(view.routing):
+            return gr.skip(), gr.skip(), gr.skip(), status, view.kept()
         figs = view.figures
         heatmap, scatter = for_display(figs["signal_heatmap"]), for_display(figs["weight_similarity"])
-        return display_table(view.table), heatmap, scatter, status, view
+        return display_table(view.table), heatmap, scatter, status, view.kept()
+
+    def dataset_figures(self, signal: str) -> dict[str, go.Figure]:
+        if signal not in self._dataset:
+            figures = dataset_figures(self.studio, signal).items()
+            self._dataset[signal] = {name: for_display(figure) for name, figure in figures}
+        return self._dataset[signal]
 
     def route(self, prompt: str, *settings) -> tuple:
-        """-> table, heatmap, scatter, status, view."""
+        """-> table, heatmap, scatter, status, shown."""
         with shown_errors():
             view = route_view(self.studio, prompt, Controls(*settings))
-        return self._routed(view, notify(view))
+        return self._routed(view, notify(view), previous=None)
 
     def reroute(self, prompt: str, *settings_and_shown) -> tuple:
-        """A settings change re-routes at once and keeps the answer; without a prompt only the dataset plots change."""
+        """A settings change re-routes at once and keeps the answer; without a prompt the plots show the dataset."""
         *settings, previous = settings_and_shown
-        if not (prompt or "").strip():  # nothing routed yet: show the dataset-level plots of this signal
-            figs = dataset_figures(self.studio, settings[0])
-            heatmap, scatter = for_display(figs["signal_heatmap"]), for_display(figs["weight_similarity"])
-            return gr.skip(), heatmap, scatter, gr.skip(), gr.skip()
+        if not (prompt or "").strip():  # nothing to route: the dataset-level plots of this signal
+            dataset = self.dataset_figures(settings[0])
+            if previous is None:  # the scatter shows the dataset already
+                return gr.skip(), dataset["signal_heatmap"], gr.skip(), gr.skip(), gr.skip()
+            kept = replace(previous, drawn=False)  # table and exports keep the last routing; the plots do not
+            return gr.skip(), dataset["signal_heatmap"], dataset["weight_similarity"], gr.skip(), kept
         with shown_errors():
             view = route_view(self.studio, prompt, Controls(*settings))
         status = notify(view)
-        if previous is not None and previous.answer is not None:
-            figures = {**view.figures, "latency": previous.figures["latency"]}
-            view = replace(view, figures=figures, answer=previous.answer)
+        if previous is not None and previous.generation is not None:
+            view = replace(view, answer=previous.generation.text, generation=previous.generation)
             status = f"{status} Routing changed since this answer: click **Generate** to answer with it.".strip()
-        return self._routed(view, status)
+        return self._routed(view, status, previous)
 
     def generate(self, prompt: str, *settings) -> Iterator[tuple]:
-        """-> answer, table, heatmap, scatter, latency, status, view; the answer streams first."""
+        """-> answer, table, heatmap, scatter, latency, status, shown; the answer streams first."""
         *routing_settings, mode, max_new_tokens = settings
         with shown_errors():
             stream = generate_stream(self.studio, prompt, Controls(*routing_settings), mode, max_new_tokens)
@@ -155,16 +182,22 @@ class Actions:
                 if view is None:
                     yield answer, *(gr.skip(),) * 6
                     continue
-                table, heatmap, scatter, status, view = self._routed(view, notify(view))
+                table, heatmap, scatter, status, shown = self._routed(view, notify(view), previous=None)
                 latency = for_display(view.figures["latency"])
-                yield view.answer, table, heatmap, scatter, latency, " ".join(filter(None, [status, view.stats])), view
+                yield view.answer, table, heatmap, scatter, latency, " ".join(filter(None, [status, view.stats])), shown
 
-    def export(self, kind: str) -> Callable[[View | None], gr.File]:
-        def run(view: View | None) -> gr.File:
-            if view is None:
+    def export(self, kind: str) -> Callable[[Shown | None], dict]:
+        """The export button `kind`: files written into a fresh private folder, shown in the Downloads list.
+
+        An update, not a new gr.File: a gr.File built here would copy the files into Gradio's cache at once,
+        outside the Downloads component, where Gradio's delete_cache never sees them.
+        """
+
+        def run(shown: Shown | None) -> dict:
+            if shown is None:
                 raise gr.Error("Nothing to export yet: route or generate first.")
-            with shown_errors():
-                return gr.File(export_view(view, kind), visible=True)
+            with shown_errors(), self.exports.new() as folder:
+                return gr.update(value=export_view(view_of_shown(self.studio, shown), kind, folder), visible=True)
 
         run.__name__ = f"export_{kind}"
         return run
@@ -206,8 +239,8 @@ def build_demo(
     modules = probe_modules(engine)
     text = {name: (UI_DIR / f"{name}.md").read_text(encoding="utf-8") for name in ("header", "about", "help")}
 
-    with gr.Blocks(title="LoGo Studio", fill_width=True) as demo:
-        shown = gr.State(None)  # the View on screen, for exports and re-routes
+    with gr.Blocks(title="LoGo Studio", fill_width=True, delete_cache=EXPORT_SWEEP) as demo:
+        shown = gr.State(None, time_to_live=SESSION_TTL_S)  # the Shown on screen, for exports and re-routes
         gr.Markdown(text["header"], elem_id="header")
         with gr.Row(equal_height=False, elem_id="main"):
             with gr.Column(scale=5, min_width=380, elem_id="left"):
@@ -320,7 +353,8 @@ def build_demo(
             with gr.Accordion("Running, API and limits", open=False):
                 gr.Markdown(text["help"])
 
-        actions = Actions(studio)
+        # exports live in a private folder inside Gradio's cache, so Gradio serves them without a copy
+        actions = Actions(studio, ExportFolder(downloads.GRADIO_CACHE))
         controls = [signal, calibration, k, block, module, probe_input, aggregate]
         routed = [table, heatmap, scatter, status, shown]
         route_btn.click(on_gpu(actions.route), [prompt, *controls], routed, api_name="route")

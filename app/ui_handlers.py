@@ -30,6 +30,7 @@ UI_MAX_NEW_TOKENS = 256  # the slider's top (the paper's budget), unless the eng
 TABLE_COLUMNS = ["adapter", "category", "signal", "score", "weight", "selected"]
 FIGURES = ("signal_heatmap", "weight_similarity", "latency")  # export file names, in display order
 PROMPT_ROW = "▶ this prompt"
+ROUTING_DRAWN = ("prompt", "adapters", "signals", "scores", "selected", "weights", "config")  # what the plots show
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,29 @@ class View:
     answer: str | None = None
     notes: tuple[str, ...] = ()
     stats: str = ""
+    generation: Generation | None = None  # the answer's generation; after a re-route, of the earlier routing
+
+    def kept(self) -> Shown:
+        """What the session keeps of this view between requests (no figures, no table)."""
+        return Shown(self.routing, self.generation)
+
+
+@dataclass(frozen=True)
+class Shown:
+    """What a session keeps between requests: the routing on screen and the generation of its answer.
+
+    Plain values only: Gradio keeps one per session (hundreds of sessions), so figures and tables are drawn
+    again from it when the session exports, never stored.
+    """
+
+    routing: Routing
+    generation: Generation | None = None
+    drawn: bool = True  # False once the plots show the dataset instead (the prompt was cleared)
+
+    def draws_as(self, routing: Routing) -> bool:
+        """True when the page shows what `routing` would draw: the same table and figures (timings aside)."""
+        mine = self.routing
+        return self.drawn and all(getattr(mine, name) == getattr(routing, name) for name in ROUTING_DRAWN)
 
 
 @dataclass
@@ -293,7 +317,17 @@ def generate_stream(
         generation = stream.result
     view = view_of(studio, generation.routing, notes + capped)
     figs = {**view.figures, "latency": latency_figure(studio, generation)}
-    yield generation.text, replace(view, figures=figs, answer=generation.text, stats=generation_stats(generation))
+    stats = generation_stats(generation)
+    yield generation.text, replace(view, figures=figs, answer=generation.text, stats=stats, generation=generation)
+
+
+def view_of_shown(studio: Studio, shown: Shown) -> View:
+    """The view a session shows, drawn again from what it kept (for exports)."""
+    view = view_of(studio, shown.routing)
+    if shown.generation is None:
+        return view
+    figs = {**view.figures, "latency": latency_figure(studio, shown.generation)}
+    return replace(view, figures=figs, answer=shown.generation.text, generation=shown.generation)
 
 
 # ---------------------------------------------------------------- exports

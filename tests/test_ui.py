@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import json
+import pickle
 import socket
 import sys
 import threading
@@ -29,12 +30,14 @@ from app.ui_handlers import (
     TABLE_COLUMNS,
     Controls,
     EmptyPrompt,
+    Shown,
     Studio,
     cap_new_tokens,
     clean_prompt,
     export_view,
     generate_stream,
     route_view,
+    view_of_shown,
 )
 from logo.config import EngineConfig, GenerationConfig, ProbeConfig, RoutingConfig, field_default, field_help
 from logo.engine import LoGoEngine
@@ -271,7 +274,7 @@ def test_empty_prompt_is_a_friendly_gr_error(studio):
     with pytest.raises(gr.Error, match="Type a prompt"):
         list(actions.generate(" ", *SETTINGS.values(), "mixture", 8))
     table, heatmap, scatter, status, view = actions.reroute("", *SETTINGS.values(), None)  # toggling before typing:
-    assert (table, status, view) == (gr.skip(),) * 3 and heatmap.data and scatter.data  # only the dataset plots change
+    assert (table, scatter, status, view) == (gr.skip(),) * 4 and heatmap.data  # only the dataset heatmap changes
 
 
 def test_caps_are_applied_with_a_message(make_engine, assets):
@@ -292,10 +295,13 @@ def test_reroute_keeps_the_answer_and_says_it_is_stale(studio):
     actions = Actions(studio)
     *_, final = actions.generate("what is two + three ?", *SETTINGS.values(), "mixture", 4)
     previous = final[-1]
-    _, heatmap, _, status, view = actions.reroute("what is two + three ?", *_settings(k=1), previous)
-    assert len(view.routing.selected) == 1 and view.answer == previous.answer
-    assert "latency" in view.figures and "click **Generate**" in status
+    assert isinstance(previous, Shown) and previous.generation.text == final[0]
+    _, heatmap, _, status, shown = actions.reroute("what is two + three ?", *_settings(k=1), previous)
+    assert len(shown.routing.selected) == 1 and shown.generation == previous.generation
+    assert "click **Generate**" in status
     assert heatmap.layout.width is None  # the displayed copy fills its column
+    view = view_of_shown(studio, shown)  # what an export draws: the new routing, the earlier answer's latency
+    assert view.answer == final[0] and len(view.figures["latency"].data) == 2
 
 
 def test_exports(studio, monkeypatch):
@@ -471,6 +477,43 @@ def test_concurrent_requests_each_get_the_answer_they_get_alone(served, monkeypa
         assert answer == alone.text, (prompt, changes, mode)
     assert len(set(answers)) > 1  # the routings really differ
     assert peak[0] >= 2, "the requests never overlapped: the test proves nothing"
+
+
+def test_uploads_over_the_limit_are_refused(served):
+    """/gradio_api/upload took a 5 MB anonymous file although the page has no file input."""
+    _, client = served
+    url = f"{client.src.rstrip('/')}/gradio_api/upload"
+    small = httpx.post(url, files={"files": ("note.txt", b"x" * 10_000)}, timeout=30)
+    assert small.status_code == 200, small.text
+    large = httpx.post(url, files={"files": ("big.bin", b"x" * 2_000_000)}, timeout=30)
+    assert large.status_code == 413 and "maximum allowed size of 1048576 bytes" in large.text, large.text
+
+
+def test_launch_bounds_sessions_and_uploads():
+    options = launch_options()
+    assert options["max_file_size"] == "1mb" and options["state_session_capacity"] == 64
+
+
+def test_session_state_holds_no_figures(studio):
+    """Gradio keeps each session's state: a Shown of plain values, not the figures (they are drawn for exports)."""
+    *_, final = Actions(studio).generate("what is two + three ?", *SETTINGS.values(), "mixture", 4)
+    shown = final[-1]
+    assert isinstance(shown, Shown) and set(vars(shown)) == {"routing", "generation", "drawn"}
+    assert len(pickle.dumps(shown)) < 5_000
+
+
+def test_a_settings_change_that_changes_nothing_resends_nothing(studio):
+    actions = Actions(studio)
+    *_, shown = actions.route("sort the words cat dog bird", *SETTINGS.values())
+    table, heatmap, scatter, _, again = actions.reroute("sort the words cat dog bird", *SETTINGS.values(), shown)
+    assert (table, heatmap, scatter) == (gr.skip(),) * 3 and again.routing.selected == shown.routing.selected
+    table, heatmap, *_ = actions.reroute("sort the words cat dog bird", *_settings(k=1), shown)
+    assert len(table) == 5 and heatmap.data  # k changed: table and plots are sent
+    # a cleared prompt shows the dataset plots; routing the same prompt again must draw it again
+    _, dataset_heatmap, dataset_scatter, _, cleared = actions.reroute("", *SETTINGS.values(), shown)
+    assert dataset_heatmap is actions.dataset_figures("norm")["signal_heatmap"] and dataset_scatter.data
+    table, heatmap, *_ = actions.reroute("sort the words cat dog bird", *SETTINGS.values(), cleared)
+    assert len(table) == 5 and heatmap.data
 
 
 if __name__ == "__main__":
