@@ -90,7 +90,15 @@ class Evaluation:
         self.gates: list[dict] = []
         self.costs: list[dict] = []
 
-    def run_task(self, task: Task, setting: str, limit: int, controls: dict[str, str] | None) -> None:
+    def add(self, part: dict) -> None:
+        """Take in one task's results (as run_task returns them, or read back from its file)."""
+        self.instances += part["instances"]
+        self.tokens += part["tokens"]
+        self.gates.append(part["gates"])
+        self.costs.append(part["cost"])
+
+    def run_task(self, task: Task, setting: str, limit: int, controls: dict[str, str] | None) -> dict:
+        """One task's instances (every condition), prompt tokens, gates and generation cost."""
         test = task.examples("test", limit)
         inputs = [r["input"] for r in test]
         demos = demos_from(task.examples("train"), N_DEMOS, random.Random(f"{task.name}-demos"))
@@ -114,13 +122,14 @@ class Evaluation:
         }
         for name, text in (controls or {}).items():
             loras[name] = self.generator.generate(text, allow_empty=True)
-        self.costs.append({"task": task.name, "adapters": len(loras), "s": time.perf_counter() - started})
+        cost = {"task": task.name, "adapters": len(loras), "s": time.perf_counter() - started}
         answers.update(self._generated_answers(task, inputs, loras, generation))
+        instances, tokens = [], []
         for condition, texts in answers.items():
             for row, text in zip(test, texts, strict=True):
                 record = {"setting": setting, "condition": condition, "task": task.name, "metric": task.metric}
                 record.update(input=row["input"], prediction=text, target=row["target"])
-                self.instances.append({**record, "score": score(task.metric, text, row["target"])})
+                instances.append({**record, "score": score(task.metric, text, row["target"])})
         tok = self.generator.edge.tokenizer
         for condition, system in (
             ("base_desc0", description),
@@ -128,10 +137,11 @@ class Evaluation:
             ("bare", None),
         ):
             count = sum(prompt_tokens(tok, x, system) for x in inputs) / len(inputs)
-            self.tokens.append({"setting": setting, "task": task.name, "prompt": condition, "tokens": count})
-        self.gates.append({"task": task.name, **{k: [list(r) for r in v.gates] for k, v in loras.items()}})
-        scores = pd.DataFrame([r for r in self.instances if r["task"] == task.name]).groupby("condition")["score"]
+            tokens.append({"setting": setting, "task": task.name, "prompt": condition, "tokens": count})
+        gates = {"task": task.name, **{k: [list(r) for r in v.gates] for k, v in loras.items()}}
+        scores = pd.DataFrame(instances).groupby("condition")["score"]
         log.info("%s %s: %s", setting, task.name, scores.mean().round(1).to_dict())
+        return {"instances": instances, "tokens": tokens, "gates": gates, "cost": cost}
 
     def _zoo_answers(self, rows: list[tuple], generation: GenerationConfig) -> dict[str, list[str]]:
         """Rows (prompt, mixture or None to route, condition) through the zoo engine: routed rows, then fixed."""
@@ -161,8 +171,9 @@ class Evaluation:
         return {name: texts[i * len(inputs) : (i + 1) * len(inputs)] for i, name in enumerate(loras)}
 
 
-def controls_for(task: Task, unseen: list[Task], rng: random.Random) -> dict[str, str]:
+def controls_for(task: Task, unseen: list[Task]) -> dict[str, str]:
     other = unseen[(unseen.index(task) + 1) % len(unseen)]
+    rng = random.Random(f"{task.name}-random")
     return {
         "ctl_mismatch": task_description(other),
         "ctl_random": " ".join(rng.sample(RANDOM_WORDS, 8)),
@@ -252,25 +263,33 @@ def main(argv: list[str] | None = None) -> None:
     generator = LoraGenerator.load(args.generator, device="cpu")
     unseen = load_tasks(TASKS_DIR, held_out=True)
     seen = load_tasks(TASKS_DIR, held_out=False)
-    # latency first, on the bare model (no engine has wrapped its layers yet)
-    first = unseen[0]
-    demos = demos_from(first.examples("train"), N_DEMOS, random.Random(f"{first.name}-demos"))
-    lora = generator.generate(task_description(first), demos)
-    system = system_prompt(task_description(first), demos)
-    text = first.examples("test", 1)[0]["input"]
-    latency = latency_comparison(generator.edge.model, generator.edge.tokenizer, text, system, lora)
-    latency["task"] = first.name
+    runs = args.out / "runs"  # one file per finished task (and the latency): an interrupted run resumes
+    runs.mkdir(parents=True, exist_ok=True)
+    latency_file = runs / "latency.json"
+    if not latency_file.is_file():  # first, on the bare model: no engine has wrapped its layers yet
+        first = unseen[0]
+        demos = demos_from(first.examples("train"), N_DEMOS, random.Random(f"{first.name}-demos"))
+        lora = generator.generate(task_description(first), demos)
+        system = system_prompt(task_description(first), demos)
+        text = first.examples("test", 1)[0]["input"]
+        latency = latency_comparison(generator.edge.model, generator.edge.tokenizer, text, system, lora)
+        latency_file.write_text(json.dumps({**latency, "task": first.name}, indent=2) + "\n")
+    latency = json.loads(latency_file.read_text())
     log.info("latency: %s", latency)
     zoo = LoGoEngine(EngineConfig(adapters=(str(ADAPTERS_DIR),), device="cpu", dtype="float32"), base=generator.edge)
-    rng = random.Random(0)
+    plan = [(t, "unseen", args.unseen_limit) for t in unseen] + [(t, "seen", args.seen_limit) for t in seen]
     with tempfile.TemporaryDirectory() as workdir:
         evaluation = Evaluation(generator, zoo, Path(workdir))
-        for task in unseen:
-            if not args.tasks or task.name in args.tasks:
-                evaluation.run_task(task, "unseen", args.unseen_limit, controls_for(task, unseen, rng))
-        for task in seen:
-            if not args.tasks or task.name in args.tasks:
-                evaluation.run_task(task, "seen", args.seen_limit, None)
+        for task, setting, limit in plan:
+            if args.tasks and task.name not in args.tasks:
+                continue
+            done = runs / f"{setting}-{task.name}-{limit}.json"
+            if not done.is_file():
+                part = evaluation.run_task(
+                    task, setting, limit, controls_for(task, unseen) if setting == "unseen" else None
+                )
+                done.write_text(json.dumps(part, ensure_ascii=False) + "\n")
+            evaluation.add(json.loads(done.read_text()))
     limits = {"unseen": args.unseen_limit, "seen": args.seen_limit, "demos": N_DEMOS}
     print(write(args.out, evaluation, latency, limits))
 

@@ -93,6 +93,8 @@ def summary_markdown(table: pd.DataFrame, labels: dict[str, str]) -> str:
 def per_task_markdown(table: pd.DataFrame, setting: str, conditions: list[str]) -> str:
     """Task x condition means for one setting."""
     cells = table[(table.setting == setting) & ~table.task.isin(["MEAN", "HARMONIC"])]
+    if cells.empty:
+        return f"(no {setting} tasks in this run)"
     wide = cells.pivot(index="task", columns="condition", values="mean")[conditions]
     lines = ["| task | " + " | ".join(conditions) + " |", "|---" * (len(conditions) + 1) + "|"]
     for task, row in wide.iterrows():

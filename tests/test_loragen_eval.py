@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from analysis.loragen_latency import chat_prompt, merged, prompt_tokens
-from analysis.loragen_stats import bootstrap_average, bootstrap_task, harmonic_mean, score_table
+from analysis.loragen_stats import bootstrap_average, bootstrap_task, harmonic_mean, per_task_markdown, score_table
 from logo.loragen import LoraGenConfig, LoraGenerator
 
 
@@ -68,3 +68,10 @@ def test_merged_adds_the_adapter_to_the_weights_and_restores_them(tiny_world):
     assert merge_ms >= 0
     torch.testing.assert_close(inside, hooked, atol=1e-5, rtol=0)  # the reparameterised model is the adapted one
     torch.testing.assert_close(model(**ids).logits, before, atol=0, rtol=0)  # and it is undone exactly
+
+
+def test_per_task_table_of_a_setting_without_tasks_says_so():
+    instances = pd.DataFrame([dict(setting="unseen", condition="a", task="x", score=100.0)])
+    table = score_table(instances)
+    assert per_task_markdown(table, "seen", ["a"]) == "(no seen tasks in this run)"
+    assert "| x | 100.0 |" in per_task_markdown(table, "unseen", ["a"])
