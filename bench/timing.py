@@ -28,6 +28,7 @@ from pathlib import Path
 import peft
 import torch
 import transformers
+from tqdm.auto import tqdm
 
 MIN_REPEATS = 5
 
@@ -71,9 +72,11 @@ def interleaved(
     names = list(variants)
     results: Results = {name: {} for name in names}
     runs: dict[str, list[Measurement]] = {name: [] for name in names}
+    bar = tqdm(total=(warmup + repeats) * len(names), desc="benchmark runs", leave=False, file=sys.stderr)
     for round_ in range(warmup + repeats):
         shift = round_ % len(names)
         for name in names[shift:] + names[:shift]:
+            bar.update()
             sync()
             started = time.perf_counter()
             figures = variants[name]() or {}
@@ -83,6 +86,7 @@ def interleaved(
                 runs[name].append(figures)
                 for figure, value in figures.items():
                     results[name].setdefault(figure, Samples()).values.append(value)
+    bar.close()
     return results, runs
 
 
