@@ -30,6 +30,9 @@ UI_MAX_NEW_TOKENS = 256  # the slider's top (the paper's budget), unless the eng
 TABLE_COLUMNS = ["adapter", "category", "signal", "score", "weight", "selected"]
 FIGURES = ("signal_heatmap", "weight_similarity", "latency")  # export file names, in display order
 PROMPT_ROW = "▶ this prompt"
+# the zoo's evaluation scatter has 18,600 points (~1.5 MB of JSON that Gradio keeps in every session): the page
+# draws a fixed sample of this many, which keeps the cloud's shape
+MAX_SCATTER_POINTS = 2000
 ROUTING_DRAWN = ("prompt", "adapters", "signals", "scores", "selected", "weights", "config")  # what the plots show
 
 
@@ -248,7 +251,13 @@ def scatter_figure(studio: Studio, routing: Routing | None = None) -> go.Figure:
     elif routing is not None:
         notes.append("similarity unavailable: no task centroids or dev sets for these adapters")
     points = studio.data.weight_similarity
-    notes.append("blue: the evaluation set" if points is not None else "no evaluation results committed yet")
+    if points is None:
+        notes.append("no evaluation results committed yet")
+    elif len(points) > MAX_SCATTER_POINTS:
+        notes.append(f"blue: {MAX_SCATTER_POINTS:,} of the evaluation set's {len(points):,} points")
+        points = points.sample(MAX_SCATTER_POINTS, random_state=0)
+    else:
+        notes.append("blue: the evaluation set")
     fig = figures.weight_similarity_scatter(points, highlight=highlight, title="Merge weight vs task similarity")
     return _subtitle(fig, "; ".join(notes))
 

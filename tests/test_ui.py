@@ -257,6 +257,14 @@ def test_figures_have_data(studio):
     assert final.answer == answer and "tokens" in final.stats
 
 
+def test_a_large_evaluation_scatter_is_sampled(studio, monkeypatch):
+    monkeypatch.setattr("app.ui_handlers.MAX_SCATTER_POINTS", 5)
+    view = route_view(studio, "sort the words cat dog bird", Controls(k=2))
+    dataset = next(t for t in view.figures["weight_similarity"].data if t.name == "dataset")
+    assert len(dataset.x) == 5 and set(dataset.x) <= set(studio.data.weight_similarity["weight"])
+    assert "5 of the evaluation set's 12 points" in view.figures["weight_similarity"].layout.title.subtitle.text
+
+
 def test_similarity_unavailable_is_said_in_the_scatter(engine, tmp_path):
     bare = Studio(engine, StudioData.load(tmp_path, [(a.name, a.source) for a in engine.pool.adapters]), HashEmbedder())
     view = route_view(bare, "what is the capital of france ?", Controls())
