@@ -17,7 +17,8 @@ from logo.loragen import LoraGenConfig, LoraGenerator
 @pytest.fixture
 def tab(tiny_world, engine, tmp_path):
     config = LoraGenConfig(edge_model="tiny", reader_model="tiny", router_hidden=16)
-    generator = LoraGenerator.build(config, edge=tiny_world.base(), reader=tiny_world.base())
+    # as the Studio wires it: the generator's edge model is the engine's (already wrapped), its reader a copy
+    generator = LoraGenerator.build(config, edge=engine.base, reader=tiny_world.base())
     with torch.no_grad():
         for p in generator.model.experts.parameters():
             p.normal_(0, 0.05)

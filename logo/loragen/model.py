@@ -129,6 +129,7 @@ class ExpertBank(nn.Module):
         n, r = config.n_experts, config.expert_rank
         for kind in config.expert_modules:
             target = edge.get_submodule(f"{prefix}.0.{kind}")
+            target = getattr(target, "base", target)  # an engine's MixtureLinear wraps the nn.Linear as .base
             if not isinstance(target, nn.Linear):
                 raise ValueError(
                     f"expert module {kind!r} is a {type(target).__name__} in the edge model: need nn.Linear"
