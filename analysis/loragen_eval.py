@@ -208,7 +208,8 @@ def write(out: Path, evaluation: Evaluation, latency: dict, limits: dict) -> str
         "",
         f"Test inputs per task: {limits['unseen']} on the 8 unseen (held-out) tasks, {limits['seen']} on the 27 "
         f"seen (pool) tasks; greedy decoding; bootstrap 95% CIs ({1000} resamples, seed 0). "
-        "`python -m analysis.loragen_eval` writes this file.",
+        f"Tasks finished: {limits['tasks_done']} of {limits['tasks_planned']}. "
+        "`python -m analysis.loragen_eval` writes this file (it resumes; `--score-only` tables what is done).",
         "",
         summary_markdown(table, LABELS),
         "### prompt tokens through the chat template (mean per input)",
@@ -255,43 +256,56 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--unseen-limit", type=int, default=10, help="test inputs per unseen task (10)")
     parser.add_argument("--seen-limit", type=int, default=4, help="test inputs per seen task (4)")
     parser.add_argument("--tasks", nargs="+", help="only these tasks (a quick look)")
+    parser.add_argument("--score-only", action="store_true", help="tables from the tasks finished so far; run none")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (1: a shared machine is faster)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     torch.manual_seed(0)
     torch.set_num_threads(args.threads)
-    generator = LoraGenerator.load(args.generator, device="cpu")
     unseen = load_tasks(TASKS_DIR, held_out=True)
     seen = load_tasks(TASKS_DIR, held_out=False)
+    plan = [(t, "unseen", args.unseen_limit) for t in unseen] + [(t, "seen", args.seen_limit) for t in seen]
+    plan = [(t, s, n) for t, s, n in plan if not args.tasks or t.name in args.tasks]
     runs = args.out / "runs"  # one file per finished task (and the latency): an interrupted run resumes
     runs.mkdir(parents=True, exist_ok=True)
     latency_file = runs / "latency.json"
-    if not latency_file.is_file():  # first, on the bare model: no engine has wrapped its layers yet
-        first = unseen[0]
-        demos = demos_from(first.examples("train"), N_DEMOS, random.Random(f"{first.name}-demos"))
-        lora = generator.generate(task_description(first), demos)
-        system = system_prompt(task_description(first), demos)
-        text = first.examples("test", 1)[0]["input"]
-        latency = latency_comparison(generator.edge.model, generator.edge.tokenizer, text, system, lora)
-        latency_file.write_text(json.dumps({**latency, "task": first.name}, indent=2) + "\n")
-    latency = json.loads(latency_file.read_text())
-    log.info("latency: %s", latency)
-    zoo = LoGoEngine(EngineConfig(adapters=(str(ADAPTERS_DIR),), device="cpu", dtype="float32"), base=generator.edge)
-    plan = [(t, "unseen", args.unseen_limit) for t in unseen] + [(t, "seen", args.seen_limit) for t in seen]
-    with tempfile.TemporaryDirectory() as workdir:
-        evaluation = Evaluation(generator, zoo, Path(workdir))
-        for task, setting, limit in plan:
-            if args.tasks and task.name not in args.tasks:
-                continue
-            done = runs / f"{setting}-{task.name}-{limit}.json"
-            if not done.is_file():
-                part = evaluation.run_task(
-                    task, setting, limit, controls_for(task, unseen) if setting == "unseen" else None
-                )
-                done.write_text(json.dumps(part, ensure_ascii=False) + "\n")
-            evaluation.add(json.loads(done.read_text()))
-    limits = {"unseen": args.unseen_limit, "seen": args.seen_limit, "demos": N_DEMOS}
-    print(write(args.out, evaluation, latency, limits))
+    done = {(t.name, s): runs / f"{s}-{t.name}-{n}.json" for t, s, n in plan}
+    if not args.score_only:
+        generator = LoraGenerator.load(args.generator, device="cpu")
+        if not latency_file.is_file():  # first, on the bare model: no engine has wrapped its layers yet
+            latency_file.write_text(json.dumps(measure_latency(generator, unseen[0]), indent=2) + "\n")
+        zoo = LoGoEngine(
+            EngineConfig(adapters=(str(ADAPTERS_DIR),), device="cpu", dtype="float32"), base=generator.edge
+        )
+        with tempfile.TemporaryDirectory() as workdir:
+            evaluation = Evaluation(generator, zoo, Path(workdir))
+            for task, setting, limit in plan:
+                if not done[task.name, setting].is_file():
+                    controls = controls_for(task, unseen) if setting == "unseen" else None
+                    part = evaluation.run_task(task, setting, limit, controls)
+                    done[task.name, setting].write_text(json.dumps(part, ensure_ascii=False) + "\n")
+    tables = Evaluation(None, None, runs)
+    for path in done.values():
+        if path.is_file():
+            tables.add(json.loads(path.read_text()))
+    limits = {
+        "unseen": args.unseen_limit,
+        "seen": args.seen_limit,
+        "demos": N_DEMOS,
+        "tasks_done": sum(p.is_file() for p in done.values()),
+        "tasks_planned": len(done),
+    }
+    print(write(args.out, tables, json.loads(latency_file.read_text()), limits))
+
+
+def measure_latency(generator: LoraGenerator, task: Task) -> dict:
+    """Latency of one of the task's inputs with its 5-demo system prompt in context vs the adapter merged."""
+    demos = demos_from(task.examples("train"), N_DEMOS, random.Random(f"{task.name}-demos"))
+    lora = generator.generate(task_description(task), demos)
+    system = system_prompt(task_description(task), demos)
+    text = task.examples("test", 1)[0]["input"]
+    latency = latency_comparison(generator.edge.model, generator.edge.tokenizer, text, system, lora)
+    return {**latency, "task": task.name}
 
 
 if __name__ == "__main__":
