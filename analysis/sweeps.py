@@ -99,7 +99,7 @@ def calibration_sweep(
     probe: ProbeConfig | None = None,
 ) -> pd.DataFrame:
     """Per pool task: own-adapter rates for every signal x calibration x reference set at one probe location."""
-    probe = probe or ProbeConfig()
+    probe = probe or ProbeConfig(block=-1)  # the paper's probe location, as the committed results
     block = probe.block % engine.n_blocks
     pool_tasks = [t for t in tasks if t.name in engine.adapter_names]
     signals = task_signals(engine, pool_tasks, limit, probe, [block])
@@ -131,7 +131,7 @@ def mean_signal_matrix(
     engine: LoGoEngine, tasks: list[Task], signal: str, limit: int = 100, probe: ProbeConfig | None = None
 ) -> pd.DataFrame:
     """Rows = input tasks, columns = adapters: the mean raw signal over the task's test prompts (the heatmap)."""
-    probe = probe or ProbeConfig()
+    probe = probe or ProbeConfig(block=-1)  # the paper's probe location, as the committed results
     rows = {}
     for task in tqdm(tasks, desc=f"heatmap {signal}", leave=False):
         prompts = [task.prompt(r["input"]) for r in task.examples("test", limit)]

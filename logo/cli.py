@@ -24,8 +24,10 @@ from .config import (
     CALIBRATIONS,
     DTYPES,
     MODES,
+    PRESETS,
     PROBE_INPUTS,
     SIGNALS,
+    WEIGHTINGS,
     EngineConfig,
     GenerationConfig,
     ProbeConfig,
@@ -113,6 +115,10 @@ ROUTING_OPTIONS = (
     Option(ProbeConfig, "module", flag="--probe-module"),
     Option(ProbeConfig, "probe_input", choices=PROBE_INPUTS),
     Option(ProbeConfig, "aggregate", choices=AGGREGATES),
+    Option(RoutingConfig, "weighting", choices=WEIGHTINGS),
+    Option(RoutingConfig, "temperature", flag="--softmax-temperature"),  # --temperature is the sampling one
+    Option(RoutingConfig, "score_margin"),
+    Option(RoutingConfig, "min_score_ratio"),
 )
 GENERATION_OPTIONS = (
     Option(GenerationConfig, "mode", choices=MODES),
@@ -138,7 +144,9 @@ def engine_config(args: argparse.Namespace) -> EngineConfig:
 
 
 def routing_config(args: argparse.Namespace) -> RoutingConfig:
-    return RoutingConfig(**given(args, RoutingConfig), probe=ProbeConfig(**given(args, ProbeConfig)))
+    """The --preset's config (recommended unless given) with every routing option given on the command line."""
+    preset = getattr(args, "preset", "recommended")
+    return RoutingConfig.preset(preset, **given(args, RoutingConfig), **given(args, ProbeConfig))
 
 
 def generation_config(args: argparse.Namespace) -> GenerationConfig:
@@ -175,8 +183,26 @@ def add_prompt_arguments(parser: argparse.ArgumentParser) -> None:
 
 def add_route_arguments(parser: argparse.ArgumentParser) -> None:
     add_prompt_arguments(parser)
+    parser.add_argument(
+        "--preset",
+        choices=PRESETS,
+        default="recommended",
+        help="routing settings: 'paper' is the LoGo paper exactly (raw norm, last block), 'recommended' the best on "
+        "the zoo's dev splits; options given explicitly override the preset (default: recommended)",
+    )
     for option in (*ROUTING_OPTIONS, *ENGINE_OPTIONS):
         option.add_to(parser)
+
+
+def add_route_command_arguments(parser: argparse.ArgumentParser) -> None:
+    add_route_arguments(parser)
+    parser.add_argument(
+        "--export-mixture",
+        metavar="DIR",
+        type=Path,
+        help="write the routed mixture as one PEFT LoRA adapter into DIR (a batch: DIR/line-N per prompt), for any "
+        "LoRA server; DIR must be new or empty",
+    )
 
 
 def add_generate_arguments(parser: argparse.ArgumentParser) -> None:
@@ -314,13 +340,22 @@ def run_route(args: argparse.Namespace) -> int:
     routing = with_pool_default_k(args, routing, engine)
     if prompts is None:
         result = engine.route(args.prompt, routing)[0]
+        if args.export_mixture:
+            engine.export_mixture(result, args.export_mixture)
         print(json.dumps(result.to_dict(), indent=2) if args.json else format_routing(result))
     else:
+        lines = iter([p.line for p in prompts])
 
         def route(texts: list[str]) -> list[Routing]:
             return engine.route(texts, routing)
 
-        run_batch(args, prompts, route, route, sys.stdout)
+        def route_and_export(texts: list[str]) -> list[Routing]:
+            results = route(texts)
+            for result in results:
+                engine.export_mixture(result, args.export_mixture / f"line-{next(lines)}")
+            return results
+
+        run_batch(args, prompts, route_and_export if args.export_mixture else route, route, sys.stdout)
     return 0
 
 
@@ -350,7 +385,7 @@ def run_generate(args: argparse.Namespace) -> int:
 
 
 COMMANDS: dict[str, Command] = {
-    "route": Command("score every adapter and show the weighted top-k", add_route_arguments, run_route),
+    "route": Command("score every adapter and show the weighted top-k", add_route_command_arguments, run_route),
     "generate": Command("route, then answer with the merged adapters", add_generate_arguments, run_generate),
     "gen": Command("LoRA-Gen: generate a LoRA adapter from a task description", add_gen_arguments, run_gen),
 }
@@ -414,7 +449,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
         return args.run(args)
-    except (ValueError, FileNotFoundError, KeyError) as err:
+    except (ValueError, FileNotFoundError, FileExistsError, KeyError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # `logo ... | head`: the reader left; stop quietly, as Unix tools do

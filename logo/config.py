@@ -15,12 +15,15 @@ CALIBRATIONS = ("none", "mean", "zscore")
 PROBE_INPUTS = ("module", "residual")
 AGGREGATES = ("last", "mean")
 MODES = ("mixture", "fused")
+WEIGHTINGS = ("linear", "softmax")
+PRESETS = ("paper", "recommended")
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 DEVICE_PATTERN = re.compile(r"(cpu|mps|cuda)(:\d+)?")  # what torch.device accepts among the backends the engine runs on
 
 # 60 generic prompts from no task, shipped inside the package: calibration needs some reference set, and a
 # pool that ships its adapters' own sample inputs (the zoo does) should pass those instead
 GENERIC_REFERENCE_PROMPTS = Path(__file__).resolve().parent / "data" / "reference_prompts.txt"
+POOL_REFERENCE_PROMPTS = "reference_prompts.txt"  # a pool directory's own sample inputs, preferred when present
 
 
 def default_cache_dir() -> Path:
@@ -101,8 +104,11 @@ class ProbeConfig:
     """Where and how the probe pass reads each adapter's output signal."""
 
     block: int = field(
-        default=-1,
-        metadata={"help": "Transformer block index; negative counts from the end. The paper uses the last block."},
+        default=-2,
+        metadata={
+            "help": "Transformer block index; negative counts from the end. The paper uses the last block (-1); "
+            "the second-to-last (-2) routes better on the zoo's dev splits (the recommended preset)."
+        },
     )
     module: str = field(
         default="self_attn.q_proj",
@@ -131,7 +137,15 @@ class ProbeConfig:
 
 @dataclass(frozen=True)
 class RoutingConfig:
-    """How the probe's signals become a selection and merge weights."""
+    """How the probe's signals become a selection and merge weights.
+
+    The defaults are the `recommended` preset, chosen on the zoo's dev splits (never test; analysis/weighting_sweep.py
+    and analysis/routing_study.py): z-scored norm against the pool's own sample inputs, probed at the second-to-last
+    block. Routing study on dev rows 4-23 of every pool task: own-adapter top-1 0.940 (paper: 0.370), hand-written
+    prompts' category accuracy 0.875 (paper: 0.393). The weighting and k are the best dev mean over the in-pool and
+    held-out settings in assets/results/weighting/weighting_sweep.csv (see RECOMMENDED_NOTE).
+    `RoutingConfig.preset("paper")` is the paper's method exactly.
+    """
 
     signal: str = field(
         default="norm",
@@ -139,7 +153,7 @@ class RoutingConfig:
     )
     k: int = field(default=3, metadata={"help": "Number of adapters kept (top-k), 1 <= k <= pool size."})
     calibration: str = field(
-        default="none",
+        default="zscore",
         metadata={
             "help": "'none' is the paper's raw signal. 'mean' divides each adapter's signal by its mean on "
             "reference prompts and 'zscore' standardises it: both remove the bias of adapters that are "
@@ -147,19 +161,76 @@ class RoutingConfig:
         },
     )
     probe: ProbeConfig = field(default_factory=ProbeConfig)
+    weighting: str = field(
+        default="linear",
+        metadata={
+            "help": "Merge weights over the selected adapters: 'linear' (the paper) w_i = c_i / sum_j c_j with "
+            "scores clipped at 0; 'softmax' w = softmax(c / temperature)."
+        },
+    )
+    temperature: float = field(
+        default=1.0, metadata={"help": "Softmax temperature (weighting='softmax'); lower is sharper. > 0."}
+    )
+    score_margin: float | None = field(
+        default=None,
+        metadata={
+            "help": "Adaptive k: keep only adapters whose score is within this margin of the best one (at most k, "
+            "at least 1); in the calibrated score's units (z-scores with zscore). None: off."
+        },
+    )
+    min_score_ratio: float | None = field(
+        default=None,
+        metadata={
+            "help": "Adaptive k: keep only adapters whose score is at least this fraction (0..1) of the best one "
+            "(at most k, at least 1). None: off."
+        },
+    )
 
     def __post_init__(self) -> None:
         _check_choice("signal", self.signal, SIGNALS)
         _check_choice("calibration", self.calibration, CALIBRATIONS)
+        _check_choice("weighting", self.weighting, WEIGHTINGS)
         _set(self, "k", as_int("k", self.k, 1, wanted="a positive integer (1 <= k <= pool size)"))
         if not isinstance(self.probe, ProbeConfig):
             raise ValueError(f"probe must be a ProbeConfig, got {type(self.probe).__name__}")
+        _set(self, "temperature", as_finite_float("temperature", self.temperature))
+        if self.temperature <= 0:
+            raise ValueError(f"temperature must be > 0 (lower is sharper), got {self.temperature}")
+        if self.score_margin is not None:
+            _set(self, "score_margin", as_finite_float("score_margin", self.score_margin))
+            if self.score_margin < 0:
+                raise ValueError(f"score_margin must be >= 0 or None (off), got {self.score_margin}")
+        if self.min_score_ratio is not None:
+            _set(self, "min_score_ratio", as_finite_float("min_score_ratio", self.min_score_ratio))
+            if not 0 <= self.min_score_ratio <= 1:
+                raise ValueError(f"min_score_ratio must be in [0, 1] or None (off), got {self.min_score_ratio}")
+
+    @classmethod
+    def preset(cls, name: str, **changes) -> RoutingConfig:
+        """A named preset, with any field changed by `changes` (probe fields by name: block=..., as in with_).
+
+        'paper': the paper exactly (raw norm, last block, q_proj module input, last token, linear weights, k=3).
+        'recommended': the defaults of this class, chosen on dev (see the class docstring).
+        """
+        _check_choice("routing preset", name, PRESETS)
+        base = cls() if name == "recommended" else cls(signal="norm", calibration="none", probe=ProbeConfig(block=-1))
+        return base.with_(**changes)
 
     def with_(self, **changes) -> RoutingConfig:
         """A copy with some fields changed; probe fields may be given by name (block=..., aggregate=...)."""
         probe_keys = {k: changes.pop(k) for k in list(changes) if k in ProbeConfig.__dataclass_fields__}
-        probe = replace(self.probe, **probe_keys) if probe_keys else self.probe
+        probe = changes.pop("probe", self.probe)
+        probe = replace(probe, **probe_keys) if probe_keys and isinstance(probe, ProbeConfig) else probe
         return replace(self, probe=probe, **changes)
+
+    def selection(self) -> dict[str, Any]:
+        """The keyword arguments of logo.signals.select_top_k (besides k) that this config sets."""
+        return {
+            "weighting": self.weighting,
+            "temperature": self.temperature,
+            "score_margin": self.score_margin,
+            "min_score_ratio": self.min_score_ratio,
+        }
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -244,9 +315,12 @@ class EngineConfig:
     cache_dir: Path = field(
         default_factory=default_cache_dir, metadata={"help": "Dequantised model, calibration stats."}
     )
-    reference_prompts: Path = field(
-        default=GENERIC_REFERENCE_PROMPTS,
-        metadata={"help": "Unlabelled prompts from no task, one per line, for calibration statistics."},
+    reference_prompts: Path | None = field(
+        default=None,
+        metadata={
+            "help": "Prompts for calibration statistics, one per line. Unset: the pool's own sample inputs when a "
+            f"pool directory holds {POOL_REFERENCE_PROMPTS}, else 60 generic prompts from no task."
+        },
     )
     max_new_tokens_cap: int = field(default=1024, metadata={"help": "Largest max_new_tokens a request may ask for."})
     max_prompt_tokens: int = field(default=2048, metadata={"help": "Longest prompt (in tokens, template included)."})
@@ -256,7 +330,8 @@ class EngineConfig:
             object.__setattr__(self, "adapters", (str(self.adapters),))
         object.__setattr__(self, "adapters", tuple(str(a) for a in self.adapters))
         object.__setattr__(self, "cache_dir", Path(self.cache_dir))
-        object.__setattr__(self, "reference_prompts", Path(self.reference_prompts))
+        if self.reference_prompts is not None:
+            object.__setattr__(self, "reference_prompts", Path(self.reference_prompts))
         for adapter in self.adapters:
             check_text(adapter, "an adapter path")
         _check_choice("dtype", self.dtype, DTYPES)

@@ -5,8 +5,8 @@ Algorithm (LoGo, arXiv 2511.07129, with the corrections of ../shared/LOGO.md):
   2. Aggregate h over tokens (last non-padding token by default).
   3. Signal: o_i = s_i B_i A_i h for all N adapters at once; norm ||o_i|| or inverse entropy of softmax(o_i).
      Optionally calibrate it against the adapter's own statistics on reference prompts.
-  4. Select the top-k adapters.
-  5. Weights w_i = score_i / sum_j score_j over the selection.
+  4. Select the top-k adapters (adaptive k optionally drops those far below the best one).
+  5. Weights w_i = score_i / sum_j score_j over the selection (the paper), or a softmax of the scores.
   6. Generate with y = W0 x + sum_i w_i s_i B_i A_i x in every adapted module: as a per-row stacked
      low-rank product ("mixture") or merged into W0 for the request ("fused").
 """
@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import hashlib
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
+from pathlib import Path
 
 import torch
 
@@ -31,8 +33,16 @@ from .calibration import (
     read_reference_prompts,
     save_cached,
 )
-from .config import EngineConfig, GenerationConfig, ProbeConfig, RoutingConfig
+from .config import (
+    GENERIC_REFERENCE_PROMPTS,
+    POOL_REFERENCE_PROMPTS,
+    EngineConfig,
+    GenerationConfig,
+    ProbeConfig,
+    RoutingConfig,
+)
 from .decoding import decode
+from .export import export_mixture
 from .mixture import AdaptedModel, Factors
 from .pool import AdapterPool
 from .probe import block_index, decoder_blocks, probe_inputs_at_blocks, probe_module_name
@@ -87,8 +97,31 @@ class LoGoEngine:
 
     @property
     def default_routing(self) -> RoutingConfig:
-        """The paper's method (raw norm, last block q_proj) with k = 3, or the whole pool when it is smaller."""
-        return RoutingConfig(k=min(3, len(self.pool)))
+        """The recommended preset (RoutingConfig's defaults) with k = 3, or the whole pool when it is smaller."""
+        return RoutingConfig(k=min(RoutingConfig().k, len(self.pool)))
+
+    @property
+    def reference_file(self) -> tuple[Path, str]:
+        """The calibration prompts' file and where it came from: 'file' (EngineConfig.reference_prompts), 'pool'
+        (a pool directory's own reference_prompts.txt: the first among the adapter sources) or 'generic'."""
+        if self.config.reference_prompts is not None:
+            path = self.config.reference_prompts
+            return path, "generic" if path.resolve() == GENERIC_REFERENCE_PROMPTS else "file"
+        for source in self.config.adapters:
+            candidate = Path(source).expanduser() / POOL_REFERENCE_PROMPTS
+            if candidate.is_file():
+                return candidate, "pool"
+        return GENERIC_REFERENCE_PROMPTS, "generic"
+
+    def reference_set(self, prompts: Sequence[str] | None = None) -> tuple[list[str], dict]:
+        """The calibration prompts (`prompts` if given, else the reference file's) and a record of them for results."""
+        if prompts is not None:
+            prompts, record = list(prompts), {"source": "given", "path": None}
+        else:
+            path, source = self.reference_file
+            prompts, record = read_reference_prompts(path), {"source": source, "path": str(path)}
+        digest = hashlib.sha256("\n".join(prompts).encode()).hexdigest()[:16]
+        return prompts, {**record, "n_prompts": len(prompts), "sha256": digest}
 
     @property
     def n_blocks(self) -> int:
@@ -213,9 +246,9 @@ class LoGoEngine:
     def calibration_stats(
         self, probe: ProbeConfig | None = None, prompts: Sequence[str] | None = None
     ) -> CalibrationStats:
-        """Per-adapter mean/std of both signals on reference prompts (the generic set by default); cached."""
+        """Per-adapter mean/std of both signals on reference prompts (`reference_set` by default); cached."""
         probe = probe or ProbeConfig()
-        prompts = list(prompts) if prompts is not None else read_reference_prompts(self.config.reference_prompts)
+        prompts, _ = self.reference_set(prompts)
         key = calibration_key(self.base.fingerprint, self.pool.digest, probe, self.config.chat_template, prompts)
         started = time.perf_counter()
         with self._calibration_lock:  # another request computing the same statistics: waiting for it is queueing
@@ -263,11 +296,13 @@ class LoGoEngine:
         started, queued_before = time.perf_counter(), queue.ms
         signals = self.raw_signals(prompts, config.probe)[config.signal]  # (P, N)
         mean = std = None
+        recorded = {**config.to_dict(), "reference": None}  # which prompts calibrated this routing, if any did
         if config.calibration != "none":
+            reference, recorded["reference"] = self.reference_set(reference)
             mean, std = self.calibration_stats(config.probe, reference).tensors(config.signal, signals.device)
         scores = calibrate(signals, mean, std, config.calibration)  # (P, N)
-        index, weights = select_top_k(scores[:, allowed], config.k)  # (P, k) each, positions among `allowed`
-        index = torch.tensor(allowed)[index]
+        # (P, k) each, positions among `allowed`; slots dropped by adaptive k are -1 (always the last of a row)
+        index, weights = select_top_k(scores[:, allowed], config.k, **config.selection())
         queue_ms = queue.ms - queued_before
         probe_ms = ((time.perf_counter() - started) * 1000 - queue_ms) / len(prompts)
         names = self.pool.names
@@ -277,9 +312,9 @@ class LoGoEngine:
                 adapters=names,
                 signals=tuple(signals[row].tolist()),
                 scores=tuple(scores[row].tolist()),
-                selected=tuple(names[i] for i in index[row].tolist()),
-                weights=tuple(weights[row].tolist()),
-                config=config.to_dict(),
+                selected=tuple(names[allowed[i]] for i in index[row].tolist() if i >= 0),
+                weights=tuple(w for i, w in zip(index[row].tolist(), weights[row].tolist(), strict=True) if i >= 0),
+                config=recorded,
                 probe_ms=probe_ms,
                 queue_ms=queue_ms,
             )
@@ -327,6 +362,13 @@ class LoGoEngine:
                 index[row, col] = self.pool.index(name)
                 coef[row, col] = float(weight)
         return self.pool.mixture_factors(index.to(self.device), coef.to(self.device))
+
+    def export_mixture(self, routing: Routing | Mapping[str, float], directory: Path | str) -> Path:
+        """Write a routed mixture (or adapter -> weight) as ONE standard PEFT LoRA adapter directory (logo/export.py).
+
+        PEFT, or any LoRA server, loading it on the same base model computes what this engine computes with it.
+        """
+        return export_mixture(self.pool, routing, directory, base_model=self.config.base_model)
 
     def logits(
         self,

@@ -59,12 +59,25 @@ def calibrate(signals: torch.Tensor, mean: torch.Tensor | None, std: torch.Tenso
     raise ValueError(f"unknown calibration {method!r}: choose none, mean or zscore")
 
 
-def select_top_k(scores: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Top-k adapters per row and their merge weights w_i = c_i / sum_j c_j over the selection.
+def select_top_k(
+    scores: torch.Tensor,
+    k: int,
+    *,
+    weighting: str = "linear",
+    temperature: float = 1.0,
+    score_margin: float | None = None,
+    min_score_ratio: float | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Top-k adapters per row and their merge weights, in four steps (the fields of RoutingConfig):
 
-    scores: (B, N) -> indices (B, k) sorted by score (highest first), weights (B, k) summing to 1.
-    Negative calibrated scores are clipped at zero before normalising; a row whose selected scores
-    are all zero falls back to uniform weights with a warning. NaN or inf is an error.
+    1. Rank: the k highest scores of each row, highest first (torch.topk).
+    2. Adaptive k: a slot after the best one is dropped when its score is below `best - score_margin` or below
+       `min_score_ratio * best` (each rule only when set); the best adapter is always kept.
+    3. Weights over the kept slots: 'linear' (the paper) w_i = max(c_i, 0) / sum_j max(c_j, 0), a row whose
+       kept scores are all <= 0 falling back to uniform weights with a warning; 'softmax' w_i = softmax(c / T)_i.
+    4. Dropped slots get index -1 and weight 0; they are always the last ones of a row.
+
+    scores: (B, N) -> indices (B, k), weights (B, k) summing to 1 per row. NaN or inf is an error.
     """
     if not torch.isfinite(scores).all():
         rows = torch.nonzero(~torch.isfinite(scores).all(dim=1)).flatten().tolist()
@@ -72,14 +85,32 @@ def select_top_k(scores: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tens
     n = scores.shape[1]
     if not 1 <= k <= n:
         raise ValueError(f"k={k} is out of range: the pool has {n} adapters, so choose 1 <= k <= {n}")
-    top, idx = torch.topk(scores, k, dim=1)  # (B, k), descending
-    weights = normalise(top)
-    return idx, weights
+    top, idx = torch.topk(scores.float(), k, dim=1)  # 1. (B, k), descending
+    best = top[:, :1]  # (B, 1)
+    kept = torch.ones_like(top, dtype=torch.bool)  # 2. (B, k)
+    if score_margin is not None:
+        kept &= top >= best - score_margin
+    if min_score_ratio is not None:
+        kept &= top >= min_score_ratio * best
+    kept[:, 0] = True
+    if weighting == "linear":  # 3.
+        weights = normalise(top, kept)
+    elif weighting == "softmax":
+        if not temperature > 0:
+            raise ValueError(f"softmax temperature must be > 0, got {temperature}")
+        weights = torch.softmax((top / temperature).masked_fill(~kept, float("-inf")), dim=1)
+    else:
+        raise ValueError(f"unknown weighting {weighting!r}: choose linear or softmax")
+    return idx.masked_fill(~kept, -1), weights.masked_fill(~kept, 0.0)  # 4.
 
 
-def normalise(values: torch.Tensor) -> torch.Tensor:
-    """w = max(v, 0) / sum max(v, 0) along the last dim; all-zero rows become uniform (with a warning)."""
-    clipped = values.clamp_min(0)
+def normalise(values: torch.Tensor, kept: torch.Tensor | None = None) -> torch.Tensor:
+    """w = max(v, 0) / sum max(v, 0) along the last dim over the `kept` entries (all by default; the others get 0).
+
+    Rows whose kept values are all <= 0 become uniform over their kept entries (with a warning).
+    """
+    kept = torch.ones_like(values, dtype=torch.bool) if kept is None else kept
+    clipped = values.clamp_min(0) * kept
     total = clipped.sum(dim=-1, keepdim=True)
     zero = total.squeeze(-1) == 0
     if zero.any():
@@ -88,6 +119,6 @@ def normalise(values: torch.Tensor) -> torch.Tensor:
             RuntimeWarning,
             stacklevel=3,
         )
-        clipped = torch.where(zero[..., None], torch.ones_like(clipped), clipped)
+        clipped = torch.where(zero[..., None], kept.to(clipped.dtype), clipped)
         total = clipped.sum(dim=-1, keepdim=True)
     return clipped / total

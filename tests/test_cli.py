@@ -49,8 +49,9 @@ def test_route_json(capsys, model_dir, tiny_world):
     data = json.loads(out)
     assert len(data["selected"]) == 2 and sum(data["weights"]) == pytest.approx(1.0)
     assert set(data["signals"]) == {"alpha", "beta", "gamma", "delta", "epsilon"}
-    assert data["scores"] == data["signals"]
-    assert data["config"]["signal"] == "entropy" and data["config"]["probe"]["block"] == -1
+    assert data["scores"] != data["signals"]  # the recommended preset: z-scored, probed at block -2
+    assert data["config"]["signal"] == "entropy" and data["config"]["probe"]["block"] == -2
+    assert data["config"]["calibration"] == "zscore" and data["config"]["reference"]["source"] == "generic"
 
 
 def test_generate_json_with_calibration_and_probe_options(capsys, model_dir, tiny_world):

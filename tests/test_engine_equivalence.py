@@ -143,7 +143,7 @@ def test_signal_formulas_on_hand_made_outputs():
 
 
 def test_weights_are_normalised_signals_of_the_top_k(engine):
-    routing = engine.route(PROMPTS[0], RoutingConfig(k=3))[0]
+    routing = engine.route(PROMPTS[0], RoutingConfig.preset("paper", k=3))[0]
     scores = routing.score_by_adapter
     top = sorted(scores, key=scores.get, reverse=True)[:3]
     assert list(routing.selected) == top

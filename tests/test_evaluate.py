@@ -121,7 +121,7 @@ def test_logo_method_uses_the_engine_routing(ctx, tasks_dir, tmp_path):
     lines = Cell("in_pool", "logo_entropy", task).path(tmp_path).read_text().splitlines()
     records = [json.loads(line) for line in lines]
     routed = ctx.engine.route(
-        [task.prompt(r["input"]) for r in task.examples("test")], RoutingConfig(k=2, signal="entropy")
+        [task.prompt(r["input"]) for r in task.examples("test")], RoutingConfig.preset("paper", k=2, signal="entropy")
     )
     assert [r["selected"] for r in records] == [list(r.selected) for r in routed]
 

@@ -233,7 +233,7 @@ def test_page_controls_show_the_config_defaults_and_help(engine, assets):
     ]:
         assert shown[label].value == field_default(config, name), label
         assert shown[label].info == field_help(config, name), label
-    assert shown["Probe block"].value == 3  # the default -1: the tiny model's last block
+    assert shown["Probe block"].value == 2  # the default -2: the tiny model's second-to-last block
     assert shown["Probe block"].info == field_help(ProbeConfig, "block")
 
 
@@ -399,7 +399,7 @@ def test_route_endpoint_equals_engine_route(served):
     engine, client = served
     prompt = "sort the words cat dog bird"
     table, heatmap, scatter, status = client.predict(prompt, *_settings(signal="entropy", k=2), api_name="/route")
-    expected = engine.route(prompt, RoutingConfig(signal="entropy", k=2))[0]
+    expected = engine.route(prompt, RoutingConfig.preset("paper", signal="entropy", k=2))[0]  # as SETTINGS
     frame = pd.DataFrame(table["data"], columns=table["headers"])
     assert set(frame.loc[frame["selected"] == "✓", "adapter"]) == set(expected.selected)
     signals = dict(zip(frame["adapter"], frame["signal"], strict=True))
@@ -413,7 +413,9 @@ def test_generate_endpoint_equals_engine_generate(served):
     engine, client = served
     prompt = "what is two + three ?"
     answer, *_, status = client.predict(prompt, *_settings(k=2), "fused", 8, api_name="/generate")
-    alone = engine.generate(prompt, RoutingConfig(k=2), GenerationConfig(mode="fused", max_new_tokens=8))
+    alone = engine.generate(
+        prompt, RoutingConfig.preset("paper", k=2), GenerationConfig(mode="fused", max_new_tokens=8)
+    )
     assert answer == alone.text and "tokens" in status
 
 
