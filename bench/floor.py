@@ -97,8 +97,8 @@ def weight_bytes(model: nn.Module) -> int:
     for module in model.modules():
         packed = getattr(module, "_packed_params", None)
         if packed is not None and hasattr(module, "weight") and callable(module.weight):  # quantize_dynamic
-            add(module.weight())
-            total += module.out_features * 8  # per-channel or per-tensor scale and zero point, at most
+            # weight() unpacks a fresh tensor each call, whose address a later one reuses: count it, not its address
+            total += module.weight().numel() + module.out_features * 8  # int8 weight; scale and zero point at most
         for name, buffer in module.named_buffers(recurse=False):
             if name in ("weight_int8", "scales"):  # bench.quantize.Int8Linear
                 add(buffer)

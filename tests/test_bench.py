@@ -151,6 +151,8 @@ def test_int8_formats_quantise_every_linear_and_count_int8_bytes():
     assert not any(type(m) is nn.Linear for m in model.modules())
     out_channels = sum(m.out_features for m in model.modules() if isinstance(m, Int8Linear))
     assert weight_bytes(model) == float_bytes - 4 * linear_params + linear_params + 4 * out_channels
+    dynamic = quantize(random_model(TINY, "cpu", torch.float32), "int8-dynamic")
+    assert weight_bytes(dynamic) == float_bytes - 4 * linear_params + linear_params + 8 * out_channels
     with pytest.raises(ValueError, match="unknown weight format 'int4': choose one of float32, bfloat16"):
         quantize(model, "int4")
 
