@@ -142,8 +142,8 @@ class RoutingConfig:
     The defaults are the `recommended` preset, chosen on the zoo's dev splits (never test; analysis/weighting_sweep.py
     and analysis/routing_study.py): z-scored norm against the pool's own sample inputs, probed at the second-to-last
     block. Routing study on dev rows 4-23 of every pool task: own-adapter top-1 0.940 (paper: 0.370), hand-written
-    prompts' category accuracy 0.875 (paper: 0.393). The weighting and k are the best dev mean over the in-pool and
-    held-out settings in assets/results/weighting/weighting_sweep.csv (see RECOMMENDED_NOTE).
+    prompts' category accuracy 0.875 (paper: 0.393). The weighting and k stay the paper's (linear, k=3) until
+    analysis/weighting_sweep.py has been run on dev (it needs generation; not run yet).
     `RoutingConfig.preset("paper")` is the paper's method exactly.
     """
 
