@@ -212,7 +212,11 @@ def test_bfloat16_static_cache_steps_match_the_dynamic_ones_within_bfloat16_roun
     engine = tiny_engine("bfloat16")
     for seed in range(3):
         prompt = random_prompt(10, TINY["vocab_size"], seed)
-        mixture = None if base else engine.route([prompt], RoutingConfig(k=3, calibration="none"))[0].mixture
+        mixture = (
+            None
+            if base
+            else engine.route([prompt], RoutingConfig(k=3, calibration="none", weighting="linear"))[0].mixture
+        )
         ids, mask = engine.encode([prompt])
         with torch.inference_mode(), engine.adapted.applied(engine.mixture_factors([mixture]) if mixture else None):
             dynamic, static = DynamicSteps(engine.model, ids, mask, 8), StaticSteps(engine.model, ids, mask, 8)

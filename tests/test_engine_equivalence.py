@@ -155,7 +155,7 @@ def test_weights_are_normalised_signals_of_the_top_k(engine):
 @pytest.mark.parametrize("method", ["mean", "zscore"])
 @pytest.mark.parametrize("signal", ["norm", "entropy"])
 def test_calibrated_scores_equal_a_recomputation_from_the_cached_statistics(engine, tiny_world, method, signal):
-    config = RoutingConfig(k=2, signal=signal, calibration=method)
+    config = RoutingConfig(k=2, signal=signal, calibration=method, weighting="linear")  # the weights checked below
     routing = engine.route(PROMPTS[2], config)[0]
     cache_files = list((engine.config.cache_dir / "calibration").glob("*.json"))
     assert len(cache_files) == 1

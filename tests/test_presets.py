@@ -81,6 +81,7 @@ def test_paper_preset_is_the_paper_exactly():
         calibration="none",
         k=3,
         weighting="linear",
+        temperature=1.0,
         probe=ProbeConfig(block=-1, module="self_attn.q_proj", probe_input="module", aggregate="last"),
     )
     assert paper.score_margin is None and paper.min_score_ratio is None
@@ -89,6 +90,7 @@ def test_paper_preset_is_the_paper_exactly():
 def test_recommended_preset_is_the_default_and_fields_override_presets():
     assert RoutingConfig.preset("recommended") == RoutingConfig()
     assert RoutingConfig().calibration == "zscore" and RoutingConfig().probe.block == -2
+    assert (RoutingConfig().weighting, RoutingConfig().temperature, RoutingConfig().k) == ("softmax", 0.3, 3)
     assert RoutingConfig.preset("paper", k=1, block=-2) == RoutingConfig.preset("paper").with_(k=1, block=-2)
     with pytest.raises(ValueError, match="unknown routing preset 'fast': choose one of paper, recommended"):
         RoutingConfig.preset("fast")
@@ -96,7 +98,7 @@ def test_recommended_preset_is_the_default_and_fields_override_presets():
 
 def test_paper_preset_routes_as_the_raw_norm_config(engine):
     prompts = ["what is the capital of france ?", "sort the words cat dog bird", "count one two three"]
-    explicit = RoutingConfig(signal="norm", calibration="none", k=3, probe=ProbeConfig(block=-1))
+    explicit = RoutingConfig(signal="norm", calibration="none", k=3, weighting="linear", probe=ProbeConfig(block=-1))
     for preset, plain in zip(
         engine.route(prompts, RoutingConfig.preset("paper")), engine.route(prompts, explicit), strict=True
     ):

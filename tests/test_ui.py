@@ -391,6 +391,10 @@ def served(tiny_world, assets, tmp_path_factory):
         demo.close()
 
 
+# SETTINGS hold the paper's signal and probe; the UI has no weighting control, so RoutingConfig's defaults apply
+WEIGHTING = {"weighting": RoutingConfig().weighting, "temperature": RoutingConfig().temperature}
+
+
 def _settings(**changes) -> list:
     return list({**SETTINGS, **changes}.values())
 
@@ -399,7 +403,7 @@ def test_route_endpoint_equals_engine_route(served):
     engine, client = served
     prompt = "sort the words cat dog bird"
     table, heatmap, scatter, status = client.predict(prompt, *_settings(signal="entropy", k=2), api_name="/route")
-    expected = engine.route(prompt, RoutingConfig.preset("paper", signal="entropy", k=2))[0]  # as SETTINGS
+    expected = engine.route(prompt, RoutingConfig.preset("paper", signal="entropy", k=2, **WEIGHTING))[0]
     frame = pd.DataFrame(table["data"], columns=table["headers"])
     assert set(frame.loc[frame["selected"] == "✓", "adapter"]) == set(expected.selected)
     signals = dict(zip(frame["adapter"], frame["signal"], strict=True))
@@ -414,7 +418,7 @@ def test_generate_endpoint_equals_engine_generate(served):
     prompt = "what is two + three ?"
     answer, *_, status = client.predict(prompt, *_settings(k=2), "fused", 8, api_name="/generate")
     alone = engine.generate(
-        prompt, RoutingConfig.preset("paper", k=2), GenerationConfig(mode="fused", max_new_tokens=8)
+        prompt, RoutingConfig.preset("paper", k=2, **WEIGHTING), GenerationConfig(mode="fused", max_new_tokens=8)
     )
     assert answer == alone.text and "tokens" in status
 
