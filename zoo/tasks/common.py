@@ -10,6 +10,22 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
+# English month names, spelt out in dates (never the locale's: generated data must be the same everywhere)
+MONTHS = (
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+)
+
 CATEGORIES = ("reasoning", "translation", "struct2text", "cbqa", "nli", "code", "classification")
 METRICS = ("exact_match", "rouge_l", "bleu")
 

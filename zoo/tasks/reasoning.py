@@ -7,7 +7,7 @@ import datetime as dt
 import itertools
 import random
 
-from .common import FIRST_NAMES, Example, TaskSpec, join_and, load_json, number_to_words, pick, with_article
+from .common import FIRST_NAMES, MONTHS, Example, TaskSpec, join_and, load_json, number_to_words, pick, with_article
 
 # The word lists live in data/reasoning.json.
 _DATA = load_json("reasoning.json")
@@ -140,30 +140,15 @@ def gen_multistep_arithmetic(rng: random.Random) -> Example:
 
 # --- date_understanding --------------------------------------------------------------------------
 
-_MONTHS = [
-    "January",
-    "February",
-    "March",
-    "April",
-    "May",
-    "June",
-    "July",
-    "August",
-    "September",
-    "October",
-    "November",
-    "December",
-]
-
 
 def _format_date(rng: random.Random, date: dt.date) -> str:
     style = rng.randrange(4)
     if style == 0:
         return date.isoformat()
     if style == 1:
-        return f"{_MONTHS[date.month - 1]} {date.day}, {date.year}"
+        return f"{MONTHS[date.month - 1]} {date.day}, {date.year}"
     if style == 2:
-        return f"{date.day} {_MONTHS[date.month - 1]} {date.year}"
+        return f"{date.day} {MONTHS[date.month - 1]} {date.year}"
     return f"{date.month:02d}/{date.day:02d}/{date.year}"
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import random
 
-from .common import FIRST_NAMES, LAST_NAMES, Example, TaskSpec, a_or_an, join_and, load_json, pick
+from .common import FIRST_NAMES, LAST_NAMES, MONTHS, Example, TaskSpec, a_or_an, join_and, load_json, pick
 
 # The vocabularies live in data/struct2text.json.
 _DATA = load_json("struct2text.json")
@@ -83,25 +83,11 @@ def gen_e2e_restaurant(rng: random.Random) -> Example:
 
 BIO_PLACES = _DATA["bio_places"]  # (city, country, demonym)
 BIO_OCCUPATIONS = _DATA["bio_occupations"]  # occupation -> things such a person is known for
-_MONTHS = [
-    "January",
-    "February",
-    "March",
-    "April",
-    "May",
-    "June",
-    "July",
-    "August",
-    "September",
-    "October",
-    "November",
-    "December",
-]
 
 
 def _random_date(rng: random.Random, year_low: int, year_high: int) -> tuple[str, int]:
     year = rng.randint(year_low, year_high)
-    return f"{rng.randint(1, 28)} {pick(rng, _MONTHS)} {year}", year
+    return f"{rng.randint(1, 28)} {pick(rng, MONTHS)} {year}", year
 
 
 def gen_table_to_bio(rng: random.Random) -> Example:
