@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from logo.cli import parse_args, routing_config
-from logo.config import EngineConfig, ProbeConfig, RoutingConfig
+from logo.config import POOL_REFERENCE_PROMPTS, EngineConfig, ProbeConfig, RoutingConfig
 from logo.engine import LoGoEngine
 from logo.signals import select_top_k
 
@@ -150,6 +150,28 @@ def test_a_pool_directory_with_its_own_reference_prompts_is_preferred(tiny_world
     own = unset_reference()
     reference = own.route("count one two three")[0].config["reference"]
     assert reference["source"] == "pool" and reference["n_prompts"] == 3
+
+
+def test_the_zoo_ships_its_own_sample_inputs_where_the_engine_looks_for_them(tiny_world, tmp_path):
+    from logo.calibration import read_reference_prompts
+    from zoo.data import ADAPTERS_DIR, REFERENCE_PROMPTS, load_tasks
+
+    assert REFERENCE_PROMPTS == ADAPTERS_DIR / POOL_REFERENCE_PROMPTS  # logo route --adapters assets/adapters finds it
+    samples = [
+        " ".join(task.prompt(row["input"]).split("\n"))
+        for task in load_tasks()
+        if not task.held_out
+        for row in task.examples("dev", 4)
+    ]
+    assert read_reference_prompts(REFERENCE_PROMPTS) == samples  # 4 dev inputs per pool task, no test input
+    pool = tmp_path / "pool"  # the tiny adapters beside the zoo's file: the engine picks it and records it
+    pool.mkdir()
+    (pool / "alpha").symlink_to(tiny_world.pool_dir / "alpha")
+    (pool / "beta").symlink_to(tiny_world.pool_dir / "beta")
+    (pool / POOL_REFERENCE_PROMPTS).symlink_to(REFERENCE_PROMPTS)
+    config = EngineConfig(base_model="tiny", adapters=(str(pool),), device="cpu", cache_dir=tmp_path / "cache")
+    reference = LoGoEngine(config, base=tiny_world.base()).route("count one two three")[0].config["reference"]
+    assert reference["source"] == "pool" and reference["n_prompts"] == len(samples)
 
 
 @pytest.mark.parametrize(

@@ -39,8 +39,17 @@ from app.ui_handlers import (
     route_view,
     view_of_shown,
 )
-from logo.config import EngineConfig, GenerationConfig, ProbeConfig, RoutingConfig, field_default, field_help
+from logo.config import (
+    GENERIC_REFERENCE_PROMPTS,
+    EngineConfig,
+    GenerationConfig,
+    ProbeConfig,
+    RoutingConfig,
+    field_default,
+    field_help,
+)
 from logo.engine import LoGoEngine
+from zoo.data import REFERENCE_PROMPTS
 
 REPO = Path(__file__).resolve().parent.parent
 CATEGORIES = {"alpha": "translation", "beta": "translation", "gamma": "reasoning", "delta": "cbqa", "epsilon": "nli"}
@@ -363,12 +372,12 @@ def test_app_without_adapters_names_the_directory_and_the_fix(tmp_path, monkeypa
         module.main()
     config = module.engine_config_from_env({"LOGO_ADAPTERS": f"{tmp_path}, org/hub-adapter", "LOGO_BASE_MODEL": "tiny"})
     assert config.adapters == (str(tmp_path), "org/hub-adapter") and config.base_model == "tiny"
-    assert config.reference_prompts.name == "reference_prompts.txt"  # a foreign pool: the generic set
+    assert config.reference_prompts == GENERIC_REFERENCE_PROMPTS  # a foreign pool: the generic set
 
 
 def test_app_calibrates_the_zoo_on_its_own_sample_inputs_unless_told_otherwise(tmp_path):
     module = _load_app_py()
-    assert module.engine_config_from_env({}).reference_prompts.name == "reference_prompts_zoo.txt"
+    assert module.engine_config_from_env({}).reference_prompts == REFERENCE_PROMPTS  # the zoo's own samples
     mine = tmp_path / "mine.txt"
     mine.write_text("a prompt\n")
     assert module.engine_config_from_env({"LOGO_REFERENCE_PROMPTS": str(mine)}).reference_prompts == mine

@@ -11,7 +11,9 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 ASSETS_DIR = REPO_ROOT / "assets"
 TASKS_DIR = ASSETS_DIR / "tasks"
 ADAPTERS_DIR = ASSETS_DIR / "adapters"
-REFERENCE_PROMPTS = ASSETS_DIR / "reference_prompts_zoo.txt"  # 4 dev inputs per pool task: the zoo's own samples
+# 4 dev inputs per pool task, the zoo's own samples: inside the pool directory, so that the engine calibrates on them
+# whenever it is given the zoo (logo route --adapters assets/adapters ...)
+REFERENCE_PROMPTS = ADAPTERS_DIR / "reference_prompts.txt"
 
 
 @dataclass(frozen=True)
