@@ -26,7 +26,7 @@ import torch
 
 from bench.floor import Floor, bandwidth_gbs, mixture_bytes, weight_bytes
 from bench.models import LLAMA_8B, TINY, random_model, random_prompt, word_tokenizer
-from bench.peers import NO_SERVERS, first_call_error, hf_token_times, kernels_per_step, static_compiled
+from bench.peers import NO_SERVERS, first_call_error, hf_token_times, kernels_line, static_compiled
 from bench.reference import OfficialReference
 from bench.timing import Report, Results, add_harness_arguments, interleaved, per_token_ms
 from logo.base_model import BaseModel
@@ -218,8 +218,7 @@ def print_table(report: Report, title: str, results: Results, base_floor: Floor,
 def kernels(report: Report, engine: LoGoEngine, routing: RoutingConfig, prompt: str) -> None:
     mixture = engine.route([prompt], routing)[0].mixture
     for label, mix in (("base", None), ("mixture", mixture)):
-        counts = kernels_per_step(engine, prompt, mix)
-        report.line(f"#   CUDA kernels per decode step, {label}: {counts['eager']} eager, {counts['graph']} graphed")
+        report.line(kernels_line(engine, prompt, label, mix))
 
 
 def throughput(report, engine, routing, reference, tokenizer, shape, k, args) -> dict[str, float]:

@@ -22,7 +22,7 @@ import torch
 
 from bench.floor import Floor, bandwidth_gbs, mixture_bytes, weight_bytes
 from bench.models import TINY, random_model, random_prompt, word_tokenizer
-from bench.peers import NO_SERVERS, first_call_error, hf_token_times, kernels_per_step, static_compiled
+from bench.peers import NO_SERVERS, first_call_error, hf_token_times, kernels_line, static_compiled
 from bench.timing import Report, Samples, add_harness_arguments, amortisation_rows, interleaved, per_token_ms, write_csv
 from logo.base_model import BaseModel, load_base_model
 from logo.config import EngineConfig, GenerationConfig, RoutingConfig
@@ -182,10 +182,7 @@ def main(argv=None) -> None:
     if args.device.startswith("cuda"):
         mixture = engine.route([texts[0]], routing)[0].mixture
         for label, mix in (("base", None), ("mixture", mixture)):
-            counts = kernels_per_step(engine, texts[0], mix)
-            report.line(
-                f"#   CUDA kernels per decode step, {label}: {counts['eager']} eager, {counts['graph']} graphed"
-            )
+            report.line(kernels_line(engine, texts[0], label, mix))
     if args.curve_csv:
         curve = [row for label, times in traces.items() for row in amortisation_rows(label, times[args.warmup :])]
         write_csv(args.curve_csv, curve)

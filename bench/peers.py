@@ -16,6 +16,7 @@ from torch import nn
 from bench.reference import hf_generate
 from logo.decoding import StaticSteps
 from logo.engine import LoGoEngine
+from logo.llama_step import LlamaSteps
 
 NO_SERVERS = "# vLLM, TGI, SGLang and other inference servers are not installable on these machines: not compared"
 
@@ -53,24 +54,60 @@ def _cuda_kernels(events) -> int:
 
 
 @torch.inference_mode()
-def kernels_per_step(engine: LoGoEngine, prompt: str, mixture: dict[str, float] | None) -> dict[str, int]:
-    """CUDA kernels of one decode step over the static cache: run eagerly, and replayed from its CUDA graph.
+def kernels_per_step(engine: LoGoEngine, prompt: str, mixture: dict[str, float] | None) -> dict[str, int | str]:
+    """CUDA kernels of one decode step: transformers' forward over its static cache (eager), the engine's step
+    run eagerly over its buffers, and one replay of the engine's step graph (logo/llama_step.py).
 
     mixture: adapter -> weight ({} or None: the base model). Counts every device-side event the profiler
     records in the step (kernels, memcpy and memset), so the graph's figure is what one replay launches.
+    `path` says which decode path the engine used (its fallback reason when not the hand-written step).
     """
     from torch.profiler import ProfilerActivity, profile
 
     ids, mask = engine.encode([prompt])
     factors = engine.mixture_factors([mixture]) if mixture else None
+    counts: dict[str, int | str] = {"eager": "-", "graph": "-"}
     with engine.adapted.applied(factors):
         steps = StaticSteps(engine.model, ids, mask, 8)
-        token = steps.prefill().argmax(dim=-1)  # (1,)
+        steps.prefill()
         with profile(activities=[ProfilerActivity.CUDA]) as eager:
             steps._forward_step()
             torch.cuda.synchronize()
-        steps.step(token)  # eager warm-up on a side stream, then the capture
-        with profile(activities=[ProfilerActivity.CUDA]) as graphed:
-            steps.step(token)
-            torch.cuda.synchronize()
-    return {"eager": _cuda_kernels(eager.events()), "graph": _cuda_kernels(graphed.events())}
+        counts["hf eager"] = _cuda_kernels(eager.events())
+        graphs = engine.step_graphs
+        counts["path"] = graphs.reason or (
+            "hand-written step"
+            + (f", compile failed: {graphs.compile_error}" if graphs.compile_error else ", torch.compile per block")
+        )
+        if graphs.reason is not None:
+            return counts
+        graph = graphs.acquire(1, ids.shape[1] + 8, factors)
+        if graph is None:
+            counts["path"] = "shape busy"
+            return counts
+        try:
+            token = LlamaSteps(engine.model, graph, ids, mask, factors).prefill().argmax(dim=-1)
+            graph.step_ids.copy_(token[:, None])
+            with profile(activities=[ProfilerActivity.CUDA]) as step_eager:
+                graph.forward_step()
+                torch.cuda.synchronize()
+            with profile(activities=[ProfilerActivity.CUDA]) as replay:
+                graph.step()
+                torch.cuda.synchronize()
+        finally:
+            graph.lock.release()
+    counts["eager"] = _cuda_kernels(step_eager.events())
+    counts["graph"] = _cuda_kernels(replay.events()) if graph.graph is not None else "no graph"
+    return counts
+
+
+def kernels_line(engine: LoGoEngine, prompt: str, label: str, mixture: dict[str, float] | None) -> str:
+    """The report line of kernels_per_step; an error is printed in it, never fatal to the benchmark."""
+    try:
+        c = kernels_per_step(engine, prompt, mixture)
+    except Exception as error:  # the figure is missing, the run goes on
+        return f"#   CUDA kernels per decode step, {label}: not counted ({type(error).__name__}: {error})"[:400]
+    return (
+        f"#   CUDA kernels per decode step, {label}: transformers eager {c['hf eager']}; engine step eager "
+        f"{c['eager']}, one graph replay {c['graph']} ({c['path']})"
+    )

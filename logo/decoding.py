@@ -12,6 +12,7 @@ from torch import nn
 from transformers import DynamicCache, StaticCache
 
 from .config import GenerationConfig
+from .llama_step import LlamaSteps, StepGraphs
 from .probe import position_ids
 
 
@@ -161,12 +162,36 @@ def decode(
     start: float,
     on_token: Callable[[list[list[int]]], None] | None = None,
     cancel: threading.Event | None = None,
+    graphs: StepGraphs | None = None,
 ) -> DecodeTrace:
     """Generate up to config.max_new_tokens for a left-padded batch (B, T).
 
     `start` is the perf_counter() at which the request began, so timestamps include probe and merge.
     `on_token` sees every row's tokens so far after each step; `cancel` stops the loop early.
+    With the static cache (config.cuda_graph, default: on a GPU), `graphs` (the model's StepGraphs) decodes
+    with the hand-written step over buffers and a CUDA graph captured once per shape (logo/llama_step.py);
+    without them, for a model it does not support, or while that shape serves another request, StaticSteps
+    captures a graph for this request alone.
     """
+    static = config.cuda_graph if config.cuda_graph is not None else input_ids.device.type == "cuda"
+    graph = None
+    if static and graphs is not None and graphs.reason is None:
+        graph = graphs.acquire(
+            input_ids.shape[0], input_ids.shape[1] + config.max_new_tokens, graphs.adapted.active.get()
+        )
+    if graph is None:
+        steps_kind = StaticSteps if static else DynamicSteps
+        steps = steps_kind(model, input_ids, attention_mask, config.max_new_tokens)
+        return _loop(steps, input_ids, config, eos_ids, pad_id, start, on_token, cancel)
+    try:
+        steps = LlamaSteps(model, graph, input_ids, attention_mask, graphs.adapted.active.get())
+        return _loop(steps, input_ids, config, eos_ids, pad_id, start, on_token, cancel)
+    finally:
+        graph.lock.release()
+
+
+def _loop(steps, input_ids, config, eos_ids, pad_id, start, on_token, cancel) -> DecodeTrace:
+    """The token loop over prefill and steps of any kind."""
     device = input_ids.device
     rows = input_ids.shape[0]
     generator = None
@@ -177,8 +202,6 @@ def decode(
     tokens: list[list[int]] = [[] for _ in range(rows)]
     times: list[list[float]] = [[] for _ in range(rows)]
     finished = torch.zeros(rows, dtype=torch.bool, device=device)
-    static = config.cuda_graph if config.cuda_graph is not None else device.type == "cuda"
-    steps = (StaticSteps if static else DynamicSteps)(model, input_ids, attention_mask, config.max_new_tokens)
 
     t0 = time.perf_counter()
     logits = steps.prefill()  # (B, V)

@@ -43,12 +43,13 @@ from .config import (
 )
 from .decoding import decode
 from .export import export_mixture
+from .llama_step import StepGraphs
 from .mixture import AdaptedModel, Factors
 from .pool import AdapterPool
 from .probe import block_index, decoder_blocks, probe_inputs_at_blocks, probe_module_name
 from .prompts import format_prompt, left_pad, prompt_pieces, token_ids, with_answer
 from .results import Generation, Routing, Timings
-from .signals import calibrate, lora_outputs, select_top_k, signal_from_outputs
+from .signals import calibrate, select_top_k, signal_from_outputs
 from .streaming import GenerationStream
 
 PROBE_BATCH = 32  # prompts per probe forward: bounds activation memory for long prompt lists
@@ -79,6 +80,7 @@ class LoGoEngine:
         self.pool = pool if pool is not None else AdapterPool.load(self.config.adapters, self.model)
         self.adapted = AdaptedModel.of(self.model)  # the model's request state, shared with other engines on it
         self.adapted.wrap(self.pool.modules)
+        self.step_graphs = StepGraphs.of(self.model)  # the decode step's buffers and graphs, shared like `adapted`
         # the running request's queue clock, per thread (a request's lock waits add to it)
         self._queue: contextvars.ContextVar[QueueClock | None] = contextvars.ContextVar(
             f"logo-queue-{id(self)}", default=None
@@ -237,8 +239,8 @@ class LoGoEngine:
                 self._waited(waited_ms)
                 inputs = probe_inputs_at_blocks(self.model, ids, mask, probe, list(stacks))  # block -> (B, d_in)
                 for b, stack in stacks.items():
-                    h = inputs[b].to(stack.a.dtype)  # (B, d_in)
-                    outputs = lora_outputs(h, stack.a, stack.b, stack.scaling)  # (B, N, d_out)
+                    h = inputs[b].to(stack.dtype)  # (B, d_in)
+                    outputs = stack.outputs(h)  # (B, N, d_out): scaling_i B_i A_i h, stacked per rank
                     for signal in chunks[b]:
                         chunks[b][signal].append(signal_from_outputs(outputs, signal).cpu())
         return {b: {s: torch.cat(parts) for s, parts in by_signal.items()} for b, by_signal in chunks.items()}
@@ -541,9 +543,8 @@ class LoGoEngine:
                 with activated as waited_ms:
                     self._waited(waited_ms)
                     merge_ms = (time.perf_counter() - merge_started) * 1000 - waited_ms
-                    trace = decode(
-                        self.model, ids, mask, generation, self.eos_ids, self.pad_id, started, on_token, cancel
-                    )
+                    steps = (self.eos_ids, self.pad_id, started, on_token, cancel, self.step_graphs)
+                    trace = decode(self.model, ids, mask, generation, *steps)
                 total_ms = (time.perf_counter() - started) * 1000
                 timings = Timings(probe_ms, merge_ms, trace.prefill_ms, trace.decode_ms, total_ms, queue_ms=queue.ms)
                 for i, row in enumerate(rows):

@@ -1,0 +1,385 @@
+"""The engine's own decode step for Llama-architecture models: static buffers, captured once per engine and shape.
+
+Why: a step of transformers' forward is hundreds of small kernels (launch-bound for a 135M model), and a CUDA
+graph captured per request pays the capture on every request. Here, per engine:
+
+  1. The adapted model's linear weights are copied once into owned buffers, q/k/v and gate/up concatenated
+     (one matmul each). A fused request (weights merged into the base layers) copies its merged weights in;
+     the next unmerged request copies the originals back.
+  2. A `StepGraph` per (batch rows, cache-length bucket, rank bucket) owns a static KV cache, the step's
+     input buffers (token, position per row, cache slot) and the LoRA factor buffers of every adapted module
+     (the request's factors are copied in, padded with zeros to the rank bucket; rank 0 = the base model).
+  3. The step (RMSNorm, rotary, GQA attention over the static cache by scaled_dot_product_attention, SiLU MLP,
+     each linear plus its per-row low-rank term x @ a_t @ b_t as logo.mixture.MixtureLinear computes it) is
+     one function; on a GPU each decoder block goes through torch.compile (one compile serves every block,
+     their shapes being equal) and the whole step is captured once in a CUDA graph, then replayed per token.
+     On the CPU the same step runs eagerly over the same buffers (that is how it is tested).
+  4. The prompt is prefilled by the model's own forward (the request's mixture active) into a DynamicCache,
+     whose keys and values are copied into the static cache.
+
+`fallback_reason(model, adapted)` says why a model cannot use this step (the engine then uses logo.decoding's
+StaticSteps); `LlamaSteps` has the interface of logo.decoding's step kinds.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers import DynamicCache
+
+from .mixture import AdaptedModel, Factors, MixtureLinear
+from .probe import position_ids
+
+GROUPS = {"qkv": ("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj"), "o": ("self_attn.o_proj",),
+          "gate_up": ("mlp.gate_proj", "mlp.up_proj"), "down": ("mlp.down_proj",)}  # fmt: skip
+LENGTH_BUCKET = 256  # cache lengths are rounded up to a multiple: one graph serves every request up to it
+RANK_BUCKET = 64  # factor widths (k * r) are rounded up to a multiple: zero columns add exact zeros
+MAX_GRAPHS = 6  # captured shapes kept per model (each holds its KV cache)
+GRAPHS_ATTRIBUTE = "logo_step_graphs"  # where StepGraphs.of keeps them on the model
+
+
+def _linear(model: nn.Module, name: str) -> nn.Linear:
+    module = model.get_submodule(name)
+    return module.base if isinstance(module, MixtureLinear) else module
+
+
+def fallback_reason(model: nn.Module, adapted: AdaptedModel) -> str | None:
+    """Why this model cannot decode with the hand-written step (None: it can)."""
+    config = model.config
+    if getattr(config, "model_type", None) != "llama":
+        return f"model_type {getattr(config, 'model_type', None)!r} is not 'llama'"
+    if getattr(config, "hidden_act", "silu") != "silu" or getattr(config, "pretraining_tp", 1) != 1:
+        return "the MLP is not a plain SiLU MLP"
+    if getattr(config, "attention_bias", False) or getattr(config, "mlp_bias", False):
+        return "linear layers with biases"
+    rope = getattr(config, "rope_scaling", None) or getattr(config, "rope_parameters", None) or {}
+    if isinstance(rope, dict) and rope.get("rope_type", rope.get("type")) == "dynamic":
+        return "dynamic rotary scaling"
+    inner = getattr(model, "model", None)
+    if inner is None or not hasattr(inner, "layers") or not hasattr(inner, "rotary_emb"):
+        return "no model.model.layers / rotary_emb"
+    members = {f"model.layers.{i}.{m}" for i in range(len(inner.layers)) for g in GROUPS.values() for m in g}
+    others = sorted(set(adapted.layers) - members)
+    if others:
+        return f"adapted modules outside the decoder blocks' linear layers: {others[:3]}"
+    for name in sorted(members):
+        linear = _linear(model, name)
+        if type(linear) is not nn.Linear or not linear.weight.is_floating_point():
+            return f"{name} is a {type(linear).__name__}, not a floating-point nn.Linear (a quantized format?)"
+        if linear.bias is not None:
+            return f"{name} has a bias"
+    return None
+
+
+class LlamaWeights:
+    """Step 1: the decoder blocks' linear weights in owned buffers, q/k/v and gate/up concatenated (d_out, d_in)."""
+
+    def __init__(self, model: nn.Module):
+        self.model = model
+        self.n_layers = len(model.model.layers)
+        self.buffers: list[dict[str, torch.Tensor]] = []
+        for i in range(self.n_layers):
+            layer = {}
+            for group, members in GROUPS.items():
+                parts = [_linear(model, f"model.layers.{i}.{m}").weight for m in members]
+                layer[group] = torch.cat(parts, dim=0).contiguous()  # (sum d_out, d_in)
+            self.buffers.append(layer)
+        self._merged: set[tuple[int, str]] = set()  # (block, group) buffers that hold merged weights
+
+    def refresh(self, adapted: AdaptedModel) -> None:
+        """Copy in the groups whose weights are merged now (a fused request) or were merged at their last copy."""
+        merged = {
+            (i, group)
+            for i in range(self.n_layers)
+            for group, members in GROUPS.items()
+            if any(getattr(adapted.layers.get(f"model.layers.{i}.{m}"), "merged", False) for m in members)
+        }
+        for i, group in merged | self._merged:
+            parts = [_linear(self.model, f"model.layers.{i}.{m}").weight for m in GROUPS[group]]
+            torch.cat(parts, dim=0, out=self.buffers[i][group])
+        self._merged = merged
+
+
+def _rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
+    """transformers' LlamaRMSNorm, operation for operation (float32 statistics, weight applied in x's dtype)."""
+    h = x.to(torch.float32)
+    h = h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + eps)
+    return weight * h.to(x.dtype)
+
+
+def _rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """Rotary embedding as transformers applies it (rotate_half). x: (B, h, 1, hd); cos, sin: (B, 1, 1, hd)."""
+    half = x.shape[-1] // 2
+    rotated = torch.cat((-x[..., half:], x[..., :half]), dim=-1)
+    return x * cos + rotated * sin
+
+
+def _project(x: torch.Tensor, weight: torch.Tensor, lora: tuple | None) -> torch.Tensor:
+    """x @ W^T for a group of concatenated layers, plus each member's x @ a_t @ b_t. x: (B, 1, d_in)."""
+    y = F.linear(x, weight)  # (B, 1, sum d_out)
+    if lora is None:
+        return y
+    a_cat, b_parts = lora  # (B, d_in, n*R), n x (B, R, d_out_m)
+    u = x.to(a_cat.dtype) @ a_cat  # (B, 1, n*R)
+    rank = b_parts[0].shape[1]
+    deltas = [u[..., j * rank : (j + 1) * rank] @ b for j, b in enumerate(b_parts)]  # n x (B, 1, d_out_m)
+    return y + torch.cat(deltas, dim=-1).to(y.dtype)
+
+
+def block_step(h, cos, sin, valid, slot, k_cache, v_cache, norms, weights, loras, shape):
+    """One decoder block for one new token per row. h: (B, 1, d); caches (B, n_kv, S, hd), written at `slot`."""
+    n_heads, n_kv, head_dim, eps, q_size, kv_size, inter = shape
+    rows = h.shape[0]
+    x = _rms_norm(h, norms[0], eps)
+    qkv = _project(x, weights["qkv"], loras["qkv"])  # (B, 1, q + 2 kv)
+    q, k, v = qkv.split([q_size, kv_size, kv_size], dim=-1)
+    q = _rotate(q.view(rows, 1, n_heads, head_dim).transpose(1, 2), cos, sin)  # (B, nh, 1, hd)
+    k = _rotate(k.view(rows, 1, n_kv, head_dim).transpose(1, 2), cos, sin)  # (B, n_kv, 1, hd)
+    v = v.view(rows, 1, n_kv, head_dim).transpose(1, 2)
+    k_cache.index_copy_(2, slot, k)
+    v_cache.index_copy_(2, slot, v)
+    # attention of one query per head over the cache, heads grouped by the key-value head they share (GQA)
+    groups = q.reshape(rows, n_kv, n_heads // n_kv, head_dim)  # (B, n_kv, G, hd); head = kv * G + g
+    scores = (groups @ k_cache.transpose(-1, -2)).float() * head_dim**-0.5  # (B, n_kv, G, S)
+    scores = scores.masked_fill(~valid[:, None, None, :], float("-inf"))
+    attn = scores.softmax(dim=-1).to(v_cache.dtype) @ v_cache  # (B, n_kv, G, hd)
+    attn = attn.reshape(rows, 1, q_size)  # heads in order, as transformers concatenates them
+    h = h + _project(attn, weights["o"], loras["o"])
+    x = _rms_norm(h, norms[1], eps)
+    gate, up = _project(x, weights["gate_up"], loras["gate_up"]).split([inter, inter], dim=-1)
+    return h + _project(F.silu(gate) * up, weights["down"], loras["down"])
+
+
+@dataclass(frozen=True)
+class GraphKey:
+    rows: int
+    length: int  # cache slots (a multiple of LENGTH_BUCKET)
+    rank: int  # factor width per module (a multiple of RANK_BUCKET; 0: the base model, no low-rank terms)
+
+
+class StepGraph:
+    """Step 2-3: the static buffers of one shape and, on a GPU, the step captured over them."""
+
+    def __init__(self, model: nn.Module, weights: LlamaWeights, key: GraphKey, compiled_block):
+        config = model.config
+        first = model.model.layers[0]
+        param = first.self_attn.o_proj.weight
+        device, dtype = param.device, param.dtype
+        self.model, self.weights, self.key = model, weights, key
+        n_heads, n_kv = config.num_attention_heads, config.num_key_value_heads
+        head_dim = getattr(config, "head_dim", None) or config.hidden_size // n_heads
+        self.shape = (
+            n_heads, n_kv, head_dim, config.rms_norm_eps, n_heads * head_dim, n_kv * head_dim, config.intermediate_size
+        )  # fmt: skip
+        rows, length = key.rows, key.length
+        cache_shape = (rows, n_kv, length, head_dim)
+        self.k_cache = [torch.zeros(cache_shape, device=device, dtype=dtype) for _ in weights.buffers]
+        self.v_cache = [torch.zeros(cache_shape, device=device, dtype=dtype) for _ in weights.buffers]
+        self.valid = torch.zeros(rows, length, dtype=torch.bool, device=device)  # (B, S): slots a row may attend to
+        self.step_ids = torch.zeros(rows, 1, dtype=torch.long, device=device)  # (B, 1)
+        self.step_pos = torch.zeros(rows, 1, dtype=torch.long, device=device)  # (B, 1): rotary position per row
+        self.slot = torch.zeros(1, dtype=torch.long, device=device)  # the cache slot of this step (all rows)
+        # plain tensors (not Parameters) that share the norms' storage: torch.compile then sees equal inputs per block
+        self.norms = [
+            (b.input_layernorm.weight.detach(), b.post_attention_layernorm.weight.detach()) for b in model.model.layers
+        ]
+        self.loras: list[dict] = []  # per block: group -> (a_cat (B, d_in, n*R), [b (B, R, d_out)]) or None
+        self.factor_buffers: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}  # module -> views into the above
+        for i in range(weights.n_layers):
+            groups = {}
+            for group, members in GROUPS.items():
+                if key.rank == 0:
+                    groups[group] = None
+                    continue
+                linears = [_linear(model, f"model.layers.{i}.{m}") for m in members]
+                a_cat = torch.zeros(rows, linears[0].in_features, key.rank * len(members), device=device, dtype=dtype)
+                b_parts = [torch.zeros(rows, key.rank, lin.out_features, device=device, dtype=dtype) for lin in linears]
+                for j, member in enumerate(members):
+                    a_view = a_cat[:, :, j * key.rank : (j + 1) * key.rank]  # (B, d_in, R)
+                    self.factor_buffers[f"model.layers.{i}.{member}"] = (a_view, b_parts[j])
+                groups[group] = (a_cat, b_parts)
+            self.loras.append(groups)
+        self.block = compiled_block or block_step
+        self.cuda = device.type == "cuda"
+        self.graph: torch.cuda.CUDAGraph | None = None
+        self.logits: torch.Tensor | None = None
+        self.lock = threading.Lock()  # one request at a time owns these buffers
+
+    def load_factors(self, factors: Factors | None) -> None:
+        """Copy a request's factors in: (B or 1, d_in, R') into the first R' columns, zeros after (exact zeros)."""
+        for name, (a_buf, b_buf) in self.factor_buffers.items():
+            if factors is None or name not in factors:
+                a_buf.zero_()
+                b_buf.zero_()
+                continue
+            a_t, b_t = factors[name]
+            width = a_t.shape[-1]
+            a_buf[..., :width].copy_(a_t)
+            a_buf[..., width:].zero_()
+            b_buf[:, :width].copy_(b_t)
+            b_buf[:, width:].zero_()
+
+    def forward_step(self) -> torch.Tensor:
+        """The step over the static buffers: logits (B, V) of the tokens in step_ids; advances position and slot."""
+        inner = self.model.model
+        h = inner.embed_tokens(self.step_ids)  # (B, 1, d)
+        cos, sin = inner.rotary_emb(h, self.step_pos)  # (B, 1, hd) each
+        cos, sin = cos[:, None], sin[:, None]  # (B, 1, 1, hd)
+        self.valid.index_fill_(1, self.slot, True)
+        for i in range(self.weights.n_layers):
+            h = self.block(
+                h, cos, sin, self.valid, self.slot, self.k_cache[i], self.v_cache[i],
+                self.norms[i], self.weights.buffers[i], self.loras[i], self.shape,
+            )  # fmt: skip
+        h = inner.norm(h)
+        logits = self.model.lm_head(h[:, -1])  # (B, V)
+        self.step_pos.add_(1)
+        self.slot.add_(1)
+        return logits
+
+    def capture(self) -> None:
+        """Warm the step up on a side stream (compiles, autotunes) and capture it; the caches are reset after."""
+        device = self.step_ids.device
+        stream = torch.cuda.Stream(device)
+        stream.wait_stream(torch.cuda.current_stream(device))
+        with torch.cuda.stream(stream):
+            for _ in range(2):
+                self.slot.fill_(self.key.length - 1)
+                self.forward_step()
+            self.slot.fill_(self.key.length - 1)
+            graph = torch.cuda.CUDAGraph()
+            graph.capture_begin(capture_error_mode="thread_local")
+            try:
+                self.logits = self.forward_step()
+            finally:
+                graph.capture_end()
+        torch.cuda.current_stream(device).wait_stream(stream)
+        self.graph = graph
+
+    def step(self) -> torch.Tensor:
+        if self.graph is None:
+            return self.forward_step()
+        self.graph.replay()
+        return self.logits
+
+
+class LlamaSteps:
+    """Prefill and steps of one request over a StepGraph (the interface of logo.decoding's DynamicSteps)."""
+
+    def __init__(self, model, graph: StepGraph, input_ids, attention_mask, factors: Factors | None):
+        self.model, self.graph = model, graph
+        self.input_ids, self.mask = input_ids, attention_mask
+        self.cuda_graph = graph.graph is not None
+        graph.load_factors(factors)
+
+    def prefill(self) -> torch.Tensor:
+        """Step 4: the model's own forward over the prompt; its keys and values copied into the static cache."""
+        graph, length = self.graph, self.input_ids.shape[1]
+        positions = position_ids(self.mask)  # (B, T)
+        cache = DynamicCache()
+        out = self.model(
+            input_ids=self.input_ids,
+            attention_mask=self.mask,
+            position_ids=positions,
+            past_key_values=cache,
+            use_cache=True,
+            logits_to_keep=1,
+        )
+        for i, layer in enumerate(cache.layers):
+            for static, written in ((graph.k_cache[i], layer.keys), (graph.v_cache[i], layer.values)):
+                static[:, :, :length].copy_(written)  # (B, n_kv, T, hd)
+                static[:, :, length:].zero_()
+        graph.valid.zero_()
+        graph.valid[:, :length].copy_(self.mask.bool())
+        graph.step_pos.copy_(positions[:, -1:] + 1)
+        graph.slot.fill_(length)
+        return out.logits[:, -1]  # (B, V)
+
+    def step(self, chosen: torch.Tensor) -> torch.Tensor:
+        self.graph.step_ids.copy_(chosen[:, None])
+        return self.graph.step()
+
+
+class StepGraphs:
+    """Per engine (per model): the weight buffers and the StepGraph of each shape, created on first use.
+
+    `steps(...)` returns LlamaSteps over a free StepGraph of the request's shape, or None when that shape's
+    graph is busy with another request (the caller then decodes on its own, as before).
+    """
+
+    def __init__(self, model: nn.Module, adapted: AdaptedModel):
+        self.model, self.adapted = model, adapted
+        self._weights: LlamaWeights | None = None
+        self._graphs: dict[GraphKey, StepGraph] = {}
+        self._lock = threading.Lock()
+        self._compiled = None
+        self.compile_error: str | None = None
+
+    @classmethod
+    def of(cls, model: nn.Module) -> StepGraphs:
+        """The model's StepGraphs, created and attached on first use (shared by every engine on the model)."""
+        graphs = model.__dict__.get(GRAPHS_ATTRIBUTE)
+        if graphs is None:
+            graphs = model.__dict__.setdefault(GRAPHS_ATTRIBUTE, cls(model, AdaptedModel.of(model)))
+        return graphs
+
+    @property
+    def reason(self) -> str | None:
+        """Why the model cannot use the hand-written step (None: it can); adapted layers may be added later."""
+        return fallback_reason(self.model, self.adapted)
+
+    def _block(self, device: torch.device):
+        """block_step through torch.compile on a GPU (once per engine); its error is kept and printed, never fatal."""
+        if device.type != "cuda" or self.compile_error is not None:
+            return None
+        if self._compiled is None:
+            try:
+                self._compiled = torch.compile(block_step, fullgraph=True)  # shapes made dynamic on a recompile
+            except Exception as error:  # a failing compile falls back to the eager block, with its reason
+                self.compile_error = f"{type(error).__name__}: {error}"[:300]
+                print(f"# logo: torch.compile of the decode block failed, eager block used: {self.compile_error}")
+        return self._compiled
+
+    def key(self, rows: int, length: int, factors: Factors | None) -> GraphKey:
+        width = max((a.shape[-1] for a, _ in (factors or {}).values()), default=0)
+        rank = -(-width // RANK_BUCKET) * RANK_BUCKET
+        return GraphKey(rows, -(-length // LENGTH_BUCKET) * LENGTH_BUCKET, rank)
+
+    def acquire(self, rows: int, length: int, factors: Factors | None) -> StepGraph | None:
+        """The StepGraph of this shape, locked for the caller (release with graph.lock.release()); None if busy."""
+        key = self.key(rows, length, factors)
+        with self._lock:
+            if self._weights is None:
+                self._weights = LlamaWeights(self.model)
+            graph = self._graphs.get(key)
+            if graph is None:
+                if len(self._graphs) >= MAX_GRAPHS:
+                    idle = [k for k, g in self._graphs.items() if not g.lock.locked()]
+                    if not idle:
+                        return None
+                    del self._graphs[idle[0]]
+                device = self._weights.buffers[0]["o"].device
+                graph = self._graphs[key] = StepGraph(self.model, self._weights, key, self._block(device))
+            if not graph.lock.acquire(blocking=False):
+                return None
+            self._weights.refresh(self.adapted)  # under the model's lock of this request: merged or not, stable
+        if graph.cuda and graph.graph is None:
+            try:
+                graph.capture()
+            except Exception as error:  # e.g. a compiled kernel that cannot be captured: eager block, captured
+                if graph.block is block_step:
+                    graph.lock.release()
+                    raise
+                self.compile_error = f"{type(error).__name__}: {error}"[:300]
+                print(f"# logo: the compiled decode block failed ({self.compile_error}); capturing the eager block")
+                graph.block = block_step
+                graph.capture()
+        return graph
+
+    @property
+    def shapes(self) -> list[GraphKey]:
+        return list(self._graphs)
