@@ -1,6 +1,12 @@
-"""Writing figures and tables to disk: self-contained HTML, PNG through Kaleido and Chromium, CSV, and zip bundles.
+"""Writing figures and tables to disk: HTML, PNG / SVG / PDF through Kaleido and Chromium, CSV, and zip bundles.
 
 `ExportFolder` keeps a server's exports private to the user running it and bounded: recent ones only.
+
+Exports for papers: `export_figure(fig, path, fmt, scale=, titles=, metadata=)` writes one figure as png, svg,
+pdf or html and embeds `metadata` (see `export_metadata`: prompt, answer, settings, model, the adapters' file
+hashes, library versions) in the file itself: a PNG iTXt chunk, an SVG <metadata> element, a PDF Info entry
+(an incremental update), an HTML <script type="application/json">; `read_metadata(path)` reads it back.
+`export_bundle` writes a zip whose HTML files share one plotly.min.js beside them, and holds metadata.json.
 
 PNG export needs a Chromium-based browser (Kaleido 1.x drives one headless, sandbox off, which also works as
 root). We look for it once: `$BROWSER_PATH`, then `chromium`, `chromium-browser`, `google-chrome` on PATH, then
@@ -11,16 +17,22 @@ fix it, and `png_export_available()` tells a UI why its button is disabled witho
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import importlib.metadata
 import importlib.util
+import json
 import os
+import platform
 import re
 import shutil
+import struct
 import tempfile
 import threading
 import time
 import weakref
 import zipfile
-from collections.abc import Callable, Iterator
+import zlib
+from collections.abc import Callable, Iterator, Mapping
 from functools import cache
 from pathlib import Path
 
@@ -31,6 +43,13 @@ BROWSER_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome
 HOW_TO_FIX = "install Chromium: apt-get install chromium, or set BROWSER_PATH to a Chromium or Chrome executable"
 DEFAULT_SIZE = (900, 600)  # width, height in layout pixels when a figure does not set its own
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+IMAGE_FORMATS = ("png", "svg", "pdf")
+FORMATS = (*IMAGE_FORMATS, "html")
+MAX_SCALE = 8  # a PNG of 900 x 600 layout pixels at scale 8 is 7200 x 4800
+METADATA_KEY = "logo-export"  # the PNG chunk keyword, the HTML script id, the PDF Info key
+METADATA_FILE = "metadata.json"
+PLOTLY_JS = "plotly.min.js"
+VERSIONED = ("logo-studio", "torch", "transformers", "peft", "safetensors", "plotly", "kaleido", "gradio", "numpy")
 
 
 class PngExportUnavailable(RuntimeError):
@@ -82,8 +101,8 @@ def _size(fig: go.Figure) -> tuple[int, int]:
     return fig.layout.width or DEFAULT_SIZE[0], fig.layout.height or DEFAULT_SIZE[1]
 
 
-def _write_pngs(figures: list[go.Figure], paths: list[Path], scale: float) -> None:
-    """Render every figure in one browser session (starting Chromium costs about a second)."""
+def _write_pngs(figures: list[go.Figure], paths: list[Path], scale: float, fmt: str = "png") -> None:
+    """Render every figure (png, svg or pdf) in one browser session (starting Chromium costs about a second)."""
     _ensure_browser()
     import kaleido
     from kaleido.errors import ChromeNotFoundError
@@ -91,7 +110,7 @@ def _write_pngs(figures: list[go.Figure], paths: list[Path], scale: float) -> No
     specs = []
     for fig, path in zip(figures, paths, strict=True):
         width, height = _size(fig)
-        options = dict(format="png", width=width, height=height, scale=scale)
+        options = dict(format=fmt, width=width, height=height, scale=scale)
         specs.append(dict(fig=fig.to_dict(), path=path, opts=options))
     try:
         # mathjax off: its default is a CDN URL, and the figures need no LaTeX; plotly.js comes from the
@@ -109,12 +128,247 @@ def export_png(fig: go.Figure, path: str | Path, scale: float = 2) -> Path:
     return path
 
 
-def export_html(fig: go.Figure, path: str | Path) -> Path:
-    """Write `fig` as one self-contained HTML file (plotly.js inlined, about 4.8 MB; works offline)."""
+def export_html(fig: go.Figure, path: str | Path, plotlyjs: str = "inline") -> Path:
+    """Write `fig` as HTML that fills the browser window (resizes with it).
+
+    plotlyjs="inline": one self-contained file (plotly.js inlined, about 4.8 MB; works offline);
+    "shared": the page loads `plotly.min.js` from its own folder (no CDN), written there once, so many figures
+    share one copy (export_bundle).
+    """
+    if plotlyjs not in ("inline", "shared"):
+        raise ValueError(f"plotlyjs={plotlyjs!r}: choose 'inline' or 'shared'")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.write_html(path, include_plotlyjs=True, include_mathjax=False, full_html=True)
+    fig = go.Figure(fig).update_layout(width=None, height=None, autosize=True)
+    include = True
+    if plotlyjs == "shared":
+        include = PLOTLY_JS
+        if not (path.parent / PLOTLY_JS).exists():
+            from plotly.offline import get_plotlyjs
+
+            (path.parent / PLOTLY_JS).write_text(get_plotlyjs(), encoding="utf-8")
+    fig.write_html(
+        path,
+        include_plotlyjs=include,
+        include_mathjax=False,
+        full_html=True,
+        default_width="100%",
+        default_height="100vh",
+        config={"responsive": True},
+    )
     return path
+
+
+def without_titles(fig: go.Figure) -> go.Figure:
+    """A copy of `fig` without its title (for a paper, whose caption says it); axis titles stay."""
+    return go.Figure(fig).update_layout(title_text=None)
+
+
+def export_figure(
+    fig: go.Figure,
+    path: str | Path,
+    fmt: str,
+    *,
+    scale: float = 2,
+    titles: bool = True,
+    metadata: Mapping | None = None,
+    plotlyjs: str = "inline",
+) -> Path:
+    """Write `fig` as `fmt` (png, svg, pdf, html) with `metadata` embedded (see the module docstring).
+
+    scale multiplies the layout size for png (1 to MAX_SCALE); svg and pdf are vector, scale does not apply.
+    Raises PngExportUnavailable for png/svg/pdf without Chromium (png_export_available says why).
+    """
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown export format {fmt!r}: choose one of {', '.join(FORMATS)}")
+    if not (isinstance(scale, int | float) and 0 < scale <= MAX_SCALE):
+        raise ValueError(f"export scale {scale!r} must be a number in (0, {MAX_SCALE}]: 2 suits most papers")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig = fig if titles else without_titles(fig)
+    if fmt == "html":
+        export_html(fig, path, plotlyjs=plotlyjs)
+    else:
+        _write_pngs([fig], [path], scale if fmt == "png" else 1, fmt)
+    if metadata is not None:
+        embed_metadata(path, metadata)
+    return path
+
+
+# ---------------------------------------------------------------- metadata
+
+
+def library_versions() -> dict[str, str | None]:
+    """Versions of Python and the libraries an export depends on (None: not installed)."""
+    versions: dict[str, str | None] = {"python": platform.python_version()}
+    for name in VERSIONED:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+_HASHES: dict[tuple[str, int, int], str] = {}
+
+
+def file_sha256(path: str | Path) -> str:
+    """sha256 of a file's bytes, cached by (path, size, mtime)."""
+    path = Path(path)
+    st = path.stat()
+    key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
+    if key not in _HASHES:
+        digest = hashlib.sha256()
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(2**20), b""):
+                digest.update(block)
+        _HASHES[key] = digest.hexdigest()
+    return _HASHES[key]
+
+
+def adapter_hashes(sources: Mapping[str, str | Path | None]) -> dict[str, dict[str, str] | None]:
+    """Adapter name -> {file name: sha256} of its adapter_config.json and adapter_model.safetensors.
+
+    A source that is not a directory (a random pool, an uploaded adapter kept in memory) maps to None.
+    """
+    hashes: dict[str, dict[str, str] | None] = {}
+    for name, source in sources.items():
+        directory = Path(source) if source else None
+        if directory is None or not directory.is_dir():
+            hashes[name] = None
+            continue
+        files = ("adapter_config.json", "adapter_model.safetensors")
+        hashes[name] = {f: file_sha256(directory / f) for f in files if (directory / f).is_file()}
+    return hashes
+
+
+def export_metadata(
+    *,
+    prompt: str | None,
+    answer: str | None,
+    settings: Mapping,
+    model: str,
+    adapters: Mapping[str, str | Path | None],
+    extra: Mapping | None = None,
+) -> dict:
+    """What reproduces an export: prompt, answer, all settings, the model, the adapters' file hashes, versions.
+
+    adapters: name -> directory (or None) of every adapter in the pool the figure was made with; a value may
+    also be an already computed {file: sha256} dict (an uploaded adapter whose files are gone).
+    """
+    hashes = adapter_hashes({n: s for n, s in adapters.items() if not isinstance(s, Mapping)})
+    hashes.update({n: dict(s) for n, s in adapters.items() if isinstance(s, Mapping)})
+    return {
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "prompt": prompt,
+        "answer": answer,
+        "settings": dict(settings),
+        "model": model,
+        "adapters": {n: hashes[n] for n in adapters},
+        "versions": library_versions(),
+        **({"extra": dict(extra)} if extra else {}),
+    }
+
+
+def _metadata_json(metadata: Mapping) -> str:
+    return json.dumps(metadata, indent=2, sort_keys=True, default=str, ensure_ascii=False)
+
+
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+
+def _pdf_string(text: str) -> bytes:
+    """A PDF text string: UTF-16BE with its BOM, as a hex string (no escaping needed)."""
+    return b"<" + ("\ufeff" + text).encode("utf-16-be").hex().upper().encode() + b">"
+
+
+def embed_metadata(path: str | Path, metadata: Mapping) -> Path:
+    """Put `metadata` (JSON) inside the file at `path`, by its format (the suffix): png, svg, pdf or html."""
+    path = Path(path)
+    text = _metadata_json(metadata)
+    fmt = path.suffix.lower().lstrip(".")
+    data = path.read_bytes()
+    if fmt == "png":  # an iTXt chunk before IEND: keyword, no compression, UTF-8 text
+        end = data.rindex(b"IEND") - 4
+        chunk = _png_chunk(b"iTXt", METADATA_KEY.encode() + b"\0\0\0\0\0" + text.encode())
+        data = data[:end] + chunk + data[end:]
+    elif fmt == "svg":
+        close = data.rindex(b"</svg>")
+        escaped = text.replace("]]>", "]]]]><![CDATA[>")
+        data = data[:close] + f'<metadata id="{METADATA_KEY}"><![CDATA[{escaped}]]></metadata>'.encode() + data[close:]
+    elif fmt == "html":
+        close = data.rindex(b"</body>")
+        escaped = text.replace("</", "<\\/")
+        tag = f'<script type="application/json" id="{METADATA_KEY}">{escaped}</script>\n'
+        data = data[:close] + tag.encode() + data[close:]
+    elif fmt == "pdf":
+        data = _pdf_with_info(data, text)
+    else:
+        raise ValueError(f"cannot embed metadata in {path.name}: use png, svg, pdf or html")
+    path.write_bytes(data)
+    return path
+
+
+def _pdf_with_info(data: bytes, text: str) -> bytes:
+    """`data` plus an incremental update whose trailer points to a new Info dictionary holding `text`."""
+    start = int(re.findall(rb"startxref\s+(\d+)", data)[-1])
+    sizes = re.findall(rb"/Size\s+(\d+)", data)
+    roots = re.findall(rb"/Root\s+(\d+\s+\d+\s+R)", data)
+    if not sizes or not roots:
+        raise ValueError("this PDF has no readable trailer (/Size, /Root): metadata cannot be added")
+    number = max(int(n) for n in sizes)
+    body = data if data.endswith(b"\n") else data + b"\n"
+    offset = len(body)
+    obj = (
+        f"{number} 0 obj\n<< /Producer (LoGo Studio) /{METADATA_KEY.replace('-', '')} ".encode()
+        + _pdf_string(text)
+        + b" >>\nendobj\n"
+    )
+    xref_at = offset + len(obj)
+    xref = f"xref\n{number} 1\n{offset:010d} 00000 n \n".encode()
+    trailer = (
+        f"trailer\n<< /Size {number + 1} /Root {roots[-1].decode()} /Info {number} 0 R /Prev {start} >>\n"
+        f"startxref\n{xref_at}\n%%EOF\n"
+    ).encode()
+    return body + obj + xref + trailer
+
+
+def read_metadata(path: str | Path) -> dict:
+    """The metadata `embed_metadata` put in a png, svg, pdf or html file (or a bundle's metadata.json)."""
+    path = Path(path)
+    data = path.read_bytes()
+    fmt = path.suffix.lower().lstrip(".")
+    if fmt == "json":
+        return json.loads(data)
+    if fmt == "zip":
+        with zipfile.ZipFile(path) as archive:
+            return json.loads(archive.read(METADATA_FILE))
+    if fmt == "png":
+        at = 8
+        while at < len(data):
+            (length,), kind = struct.unpack(">I", data[at : at + 4]), data[at + 4 : at + 8]
+            body = data[at + 8 : at + 8 + length]
+            if kind == b"iTXt" and body.startswith(METADATA_KEY.encode() + b"\0"):
+                return json.loads(body[len(METADATA_KEY) + 5 :])
+            at += 12 + length
+    elif fmt == "svg":
+        found = re.search(
+            rb'<metadata id="' + METADATA_KEY.encode() + rb'"><!\[CDATA\[(.*)\]\]></metadata>', data, re.S
+        )
+        if found:
+            return json.loads(found.group(1).replace(b"]]]]><![CDATA[>", b"]]>"))
+    elif fmt == "html":
+        found = re.search(
+            rb'<script type="application/json" id="' + METADATA_KEY.encode() + rb'">(.*?)</script>', data, re.S
+        )
+        if found:
+            return json.loads(found.group(1).replace(b"<\\/", b"</"))
+    elif fmt == "pdf":
+        found = re.findall(rb"/" + METADATA_KEY.replace("-", "").encode() + rb" <([0-9A-F]+)>", data)
+        if found:
+            return json.loads(bytes.fromhex(found[-1].decode()).decode("utf-16-be").lstrip("\ufeff"))
+    raise ValueError(f"{path.name} holds no LoGo export metadata")
 
 
 def export_csv(df: pd.DataFrame, path: str | Path) -> Path:
@@ -133,26 +387,51 @@ def _check_names(names: list[str]) -> None:
 
 
 def export_bundle(
-    figures: dict[str, go.Figure], tables: dict[str, pd.DataFrame], path_zip: str | Path, scale: float = 2
+    figures: dict[str, go.Figure],
+    tables: dict[str, pd.DataFrame],
+    path_zip: str | Path,
+    scale: float = 2,
+    *,
+    formats: tuple[str, ...] = ("html", "png"),
+    titles: bool = True,
+    metadata: Mapping | None = None,
 ) -> Path:
-    """One zip with `<name>.html` (+ `<name>.png` when PNG export is available) per figure and `<name>.csv` per table.
+    """One zip: per figure `<name>.<fmt>` for each of `formats`, per table `<name>.csv`, and `metadata.json`.
 
-    Without Chromium the zip also holds `PNG_SKIPPED.txt` with the reason, so its absence is explained.
+    The HTML files share one `plotly.min.js` beside them (no CDN; about 4.8 MB once, not per figure). Without
+    Chromium the images are left out and the zip holds `PNG_SKIPPED.txt` with the reason, so their absence is
+    explained. Each image and HTML file carries the metadata too.
     """
     _check_names([*figures, *tables])
+    unknown = [f for f in formats if f not in FORMATS]
+    if unknown:
+        raise ValueError(f"unknown export formats {unknown}: choose among {', '.join(FORMATS)}")
     path_zip = Path(path_zip)
     path_zip.parent.mkdir(parents=True, exist_ok=True)
     png_ok, reason = png_export_available()
+    figures = figures if titles else {name: without_titles(fig) for name, fig in figures.items()}
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        members = [export_html(fig, folder / f"{name}.html") for name, fig in figures.items()]
-        if figures and png_ok:
-            pngs = [folder / f"{name}.png" for name in figures]
-            _write_pngs(list(figures.values()), pngs, scale)
-            members += pngs
-        elif figures:
-            (folder / "PNG_SKIPPED.txt").write_text(f"PNG images were not rendered: {reason}\n", encoding="utf-8")
+        members = []
+        if "html" in formats:
+            members += [export_html(fig, folder / f"{name}.html", plotlyjs="shared") for name, fig in figures.items()]
+            if figures:
+                members.append(folder / PLOTLY_JS)
+        images = [f for f in formats if f in IMAGE_FORMATS]
+        if figures and images and png_ok:
+            for fmt in images:
+                paths = [folder / f"{name}.{fmt}" for name in figures]
+                _write_pngs(list(figures.values()), paths, scale if fmt == "png" else 1, fmt)
+                members += paths
+        elif figures and images:
+            (folder / "PNG_SKIPPED.txt").write_text(f"images were not rendered: {reason}\n", encoding="utf-8")
             members.append(folder / "PNG_SKIPPED.txt")
+        if metadata is not None:
+            for member in members:
+                if member.suffix in (".png", ".svg", ".pdf", ".html"):
+                    embed_metadata(member, metadata)
+            (folder / METADATA_FILE).write_text(_metadata_json(metadata), encoding="utf-8")
+            members.append(folder / METADATA_FILE)
         members += [export_csv(df, folder / f"{name}.csv") for name, df in tables.items()]
         with zipfile.ZipFile(path_zip, "w", compression=zipfile.ZIP_DEFLATED) as archive:
             for member in members:
