@@ -73,6 +73,22 @@ class EvalContext:
         """Calibration prompts: None means the engine's generic set; "own" the adapters' sample inputs."""
         return None if reference == "generic" else self.own_reference
 
+    def pool_reference(self, exclude: list[str]) -> list[str] | None:
+        """The presets' calibration prompts: None (the engine's own choice, as the CLI makes it: the pool
+        directory's reference_prompts.txt) unless adapters are left out; then that file without the left-out
+        adapters' sample inputs, as a pool without them would ship it (held-out must not see its task)."""
+        if not exclude:
+            return None
+        from logo.calibration import read_reference_prompts
+        from zoo.data import load_task
+
+        dropped = set()
+        for name in exclude:
+            task = load_task(name, self.tasks_dir)
+            dropped |= {" ".join(task.prompt(r["input"]).split("\n")) for r in task.examples("dev", 4)}
+        prompts = read_reference_prompts(self.engine.reference_file[0])
+        return [p for p in prompts if p not in dropped]
+
 
 def _from_generations(results: list[Generation], info: dict | None = None) -> MethodOutput:
     return MethodOutput(
@@ -102,6 +118,20 @@ def logo(signal: str, calibration: str, reference: str = "own", block: int = -1)
         routings = ctx.engine.route(prompts, config, reference=ctx.reference_prompts(reference), exclude=exclude)
         out = _with_mixtures(ctx, task, prompts, [r.mixture for r in routings])
         out.signals = [r.signal_by_adapter for r in routings]
+        return out
+
+    return run
+
+
+def preset(name: str) -> Callable:
+    """LoGo exactly as the engine and the CLI run a named preset (RoutingConfig.preset), with the context's k."""
+
+    def run(ctx: EvalContext, task: Task, prompts: list[str], exclude: list[str]) -> MethodOutput:
+        config = RoutingConfig.preset(name, k=ctx.k)
+        routings = ctx.engine.route(prompts, config, reference=ctx.pool_reference(exclude), exclude=exclude)
+        out = _with_mixtures(ctx, task, prompts, [r.mixture for r in routings])
+        out.signals = [r.signal_by_adapter for r in routings]
+        out.info = {"routing": routings[0].config} if routings else {}  # the preset and its calibration reference
         return out
 
     return run
@@ -170,6 +200,8 @@ def arrow(ctx, task, prompts, exclude) -> MethodOutput:
 
 
 METHODS: dict[str, Callable] = {
+    "paper": preset("paper"),
+    "recommended": preset("recommended"),
     "base": base,
     "oracle": oracle,
     "uniform": uniform,
@@ -187,3 +219,6 @@ METHODS: dict[str, Callable] = {
     "arrow": arrow,
 }
 IN_POOL_ONLY = {"oracle"}
+ROUTED = ("paper", "recommended")  # LoGo methods named by their preset (the logo_* ones by signal)
+# what the issue-13 evaluation runs; lorahub needs nevergrad (the eval extra)
+PRESET_EVALUATION = ("paper", "recommended", "oracle", "base", "uniform", "retriever", "adaptersoup", "lorahub")

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from analysis.evaluate import Cell, collect, plan, run_cell, write_summary
-from analysis.methods import METHODS, EvalContext
+from analysis.methods import METHODS, ROUTED, EvalContext
 from zoo.data import load_tasks
 
 TASKS = {  # named after the tiny world's adapters, so each pool task has an "own" adapter
@@ -108,8 +108,8 @@ def test_every_method_runs_end_to_end(ctx, tasks_dir, tmp_path, method):
             assert all("beta" not in r["selected"] for r in records)  # leave-one-out
     if method == "oracle":
         assert records[0]["selected"] == ["beta"]
-    if method.startswith("logo_"):
-        assert set(records[0]["signals"]) == set(ctx.engine.adapter_names)
+    if method.startswith("logo_") or method in ROUTED:
+        assert set(records[0]["signals"]) == set(ctx.engine.adapter_names)  # excluded adapters are scored too
         assert len(records[0]["selected"]) == 2 and sum(records[0]["weights"]) == pytest.approx(1.0)
 
 
@@ -124,6 +124,53 @@ def test_logo_method_uses_the_engine_routing(ctx, tasks_dir, tmp_path):
         [task.prompt(r["input"]) for r in task.examples("test")], RoutingConfig.preset("paper", k=2, signal="entropy")
     )
     assert [r["selected"] for r in records] == [list(r.selected) for r in routed]
+
+
+@pytest.mark.parametrize("preset", ROUTED)
+def test_preset_methods_route_exactly_as_the_engine_and_record_their_reference(ctx, tasks_dir, tmp_path, preset):
+    from logo.config import RoutingConfig
+
+    task = {t.name: t for t in load_tasks(tasks_dir)}["gamma"]
+    cell = Cell("in_pool", preset, task)
+    run_cell(ctx, cell, None, tmp_path)
+    records = [json.loads(line) for line in cell.path(tmp_path).read_text().splitlines()]
+    prompts = [task.prompt(r["input"]) for r in task.examples("test")]
+    routed = ctx.engine.route(prompts, RoutingConfig.preset(preset, k=2))
+    assert [r["selected"] for r in records] == [list(r.selected) for r in routed]
+    weights = [w for r in records for w in r["weights"]]
+    assert weights == pytest.approx([w for r in routed for w in r.weights], abs=1e-6)
+    info = records[0]["cell_info"]["routing"]
+    assert info == routed[0].config  # the preset's every field and its calibration reference
+    assert (info["reference"] is None) == (preset == "paper")  # the paper's raw signal needs none
+
+
+def test_held_out_presets_calibrate_without_the_left_out_tasks_samples(tasks_dir, tiny_world, tmp_path):
+    tasks = {t.name: t for t in load_tasks(tasks_dir)}
+
+    def sample(task, row):  # as the zoo's reference file holds them: one line each, newlines as spaces
+        return " ".join(task.prompt(row["input"]).split("\n"))
+
+    samples = [sample(tasks[n], r) for n in ("alpha", "beta") for r in tasks[n].examples("dev", 4)]
+    reference = tmp_path / "reference.txt"
+    reference.write_text("\n".join(samples) + "\n")
+    from logo.config import EngineConfig
+    from logo.engine import LoGoEngine
+
+    config = EngineConfig(
+        base_model="tiny",
+        adapters=(str(tiny_world.pool_dir),),
+        device="cpu",
+        cache_dir=tmp_path / "cache",
+        reference_prompts=reference,
+    )
+    context = EvalContext(LoGoEngine(config, base=tiny_world.base()), k=2, tasks_dir=tasks_dir)
+    assert context.pool_reference([]) is None  # in pool: the engine's own choice, exactly as the CLI
+    kept = context.pool_reference(["beta"])
+    assert kept == [sample(tasks["alpha"], r) for r in tasks["alpha"].examples("dev", 4)]
+    run_cell(context, Cell("held_out", "recommended", tasks["beta"]), None, tmp_path / "runs")
+    path = Cell("held_out", "recommended", tasks["beta"]).path(tmp_path / "runs")
+    recorded = json.loads(path.read_text().splitlines()[0])["cell_info"]["routing"]["reference"]
+    assert recorded["source"] == "given" and recorded["n_prompts"] == len(kept)
 
 
 def test_resumption_skips_finished_cells_and_summaries_are_written(ctx, tasks_dir, tmp_path):
@@ -144,6 +191,28 @@ def test_resumption_skips_finished_cells_and_summaries_are_written(ctx, tasks_di
     assert pd.read_csv(tmp_path / "out" / "results.csv").shape == (10, 7)
     table = (tmp_path / "out" / "results.md").read_text()
     assert "logo_norm" in table and "base" in table and "top-1" in table
+
+
+def test_summarize_writes_intervals_and_paired_differences_from_the_runs(ctx, tasks_dir, tmp_path):
+    from analysis.evaluate import main
+
+    tasks = load_tasks(tasks_dir)
+    runs = tmp_path / "runs"
+    for cell in plan(tasks, ["base", "recommended"], ["in_pool"]):
+        run_cell(ctx, cell, None, runs)
+    out = tmp_path / "out"
+    main(["--summarize", "--runs", str(runs), "--out", str(out), "--tasks-dir", str(tasks_dir), "--n-boot", "200"])
+    results = pd.read_csv(out / "results.csv")
+    assert {"ci_low", "ci_high"} <= set(results.columns) and len(results) == 10
+    assert (results.ci_low <= results.score + 1e-6).all() and (results.score <= results.ci_high + 1e-6).all()
+    table = pd.read_csv(out / "results_intervals.csv")
+    assert set(table.scope) == {"task", "category", "avg"} and len(table[table.scope == "avg"]) == 2
+    paired = pd.read_csv(out / "results_paired.csv")
+    assert set(paired.baseline) == {"base"} and set(paired.reference) == {"recommended"}
+    avg = paired[paired.scope == "avg"].iloc[0]
+    means = table[table.scope == "avg"].set_index("method")["score"]
+    assert avg.difference == pytest.approx(means["recommended"] - means["base"], abs=1e-3)
+    assert "recommended minus each baseline" in (out / "results.md").read_text()
 
 
 def test_cached_embedder_returns_the_vectors_it_was_built_from(tmp_path):
