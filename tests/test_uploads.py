@@ -153,3 +153,19 @@ def test_hub_unreachable_names_clashes_and_missing_files(engine, tiny_world, tmp
     refused(engine, r"the upload lacks adapter_model.safetensors", files=[config])
     refused(engine, r"already has an adapter named 'alpha'", files=[config, weights], name="alpha")
     refused(engine, r"adapter name '1 bad' is not allowed", files=[config, weights], name="1 bad")
+
+
+def test_upload_panel_builds_and_its_add_event_updates_the_session(engine, tiny_world, tmp_path):
+    import gradio as gr
+
+    with gr.Blocks() as demo:
+        state = gr.State(SessionAdapters())
+        panel = uploads.upload_panel(engine, state)
+    assert {"files", "hub_id", "add", "status", "changed"} <= set(panel)
+    fns = demo.fns.values() if isinstance(demo.fns, dict) else demo.fns
+    add = next(f for f in fns if f.name == "on_add")
+    files = [str(p) for p in adapter_files(tiny_world, tmp_path)]
+    new, status, _, cleared, counter = add.fn(SessionAdapters(), files, "", "mine", 0, progress=lambda *a, **k: None)
+    assert new.names == ("mine",) and "Added **mine**" in status and cleared is None and counter == 1
+    with pytest.raises(gr.Error, match="give either files"):
+        add.fn(new, None, "", "", 1, progress=lambda *a, **k: None)
