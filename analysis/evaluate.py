@@ -227,6 +227,13 @@ def main(argv=None) -> None:
         "command again to go on",
     )
     parser.add_argument("--summarize", action="store_true", help="only write the summary files from --runs")
+    parser.add_argument(
+        "--pack",
+        type=Path,
+        metavar="DIR",
+        help="at the end, write the finished cells as DIR/runs_<setting>.tar.gz without their signals (small "
+        "enough to bring back from a GPU machine; unpack with tar xzf FILE -C RUNS)",
+    )
     parser.add_argument("--n-boot", type=int, default=N_BOOT, help="bootstrap resamples of the intervals")
     parser.add_argument(
         "--write-embeddings",
@@ -290,7 +297,30 @@ def main(argv=None) -> None:
         summarize(args.runs, all_tasks, args.k, args.out, args.n_boot)
         left = sum(not c.path(args.runs).is_file() for c in plan(tasks, args.methods, settings))
         log.info("%d cells of this command left unrun%s", left, ": run it again" if left else "")
+        if args.pack:
+            for path in pack(args.runs, args.pack):
+                log.info("packed %s (%.1f MB)", path, path.stat().st_size / 1e6)
     state.destroy_process_group()  # a no-op alone; under a launcher it closes the process group cleanly
+
+
+def pack(runs: Path, folder: Path) -> list[Path]:
+    """Every finished cell's JSONL, signals dropped, in one tar.gz per setting (members: instances/<setting>/...)."""
+    import io
+    import tarfile
+
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for setting_dir in sorted((runs / "instances").glob("*")):
+        target = folder / f"runs_{setting_dir.name}.tar.gz"
+        with tarfile.open(target, "w:gz") as archive:
+            for path in sorted(setting_dir.glob("*/*.jsonl")):
+                records = [json.loads(line) for line in path.read_text().splitlines() if line]
+                data = "".join(json.dumps({**r, "signals": None}) + "\n" for r in records).encode()
+                info = tarfile.TarInfo(str(path.relative_to(runs)))
+                info.size = len(data)
+                archive.addfile(info, io.BytesIO(data))
+        written.append(target)
+    return written
 
 
 def summarize(runs: Path, tasks: dict[str, Task], k: int, out: Path, n_boot: int = N_BOOT) -> None:

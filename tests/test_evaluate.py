@@ -215,6 +215,28 @@ def test_summarize_writes_intervals_and_paired_differences_from_the_runs(ctx, ta
     assert "recommended minus each baseline" in (out / "results.md").read_text()
 
 
+def test_packed_runs_unpack_to_the_same_results_without_signals(ctx, tasks_dir, tmp_path):
+    import tarfile
+
+    from analysis.evaluate import pack
+
+    tasks = {t.name: t for t in load_tasks(tasks_dir)}
+    runs = tmp_path / "runs"
+    for cell in plan(list(tasks.values()), ["recommended"], ["in_pool", "held_out"]):
+        run_cell(ctx, cell, None, runs)
+    packed = pack(runs, tmp_path / "packed")
+    assert [p.name for p in packed] == ["runs_held_out.tar.gz", "runs_in_pool.tar.gz"]
+    unpacked = tmp_path / "unpacked"
+    for path in packed:
+        with tarfile.open(path) as archive:
+            archive.extractall(unpacked, filter="data")
+    before, after = collect(runs, tasks, k=2), collect(unpacked, tasks, k=2)
+    pd.testing.assert_frame_equal(before[0], after[0])
+    pd.testing.assert_frame_equal(before[1], after[1])
+    record = json.loads(next((unpacked / "instances").glob("*/*/*.jsonl")).read_text().splitlines()[0])
+    assert record["signals"] is None and record["selected"]
+
+
 def test_cached_embedder_returns_the_vectors_it_was_built_from(tmp_path):
     import numpy as np
 
