@@ -40,6 +40,7 @@ from .config import (
     GenerationConfig,
     ProbeConfig,
     RoutingConfig,
+    check_text,
 )
 from .decoding import decode
 from .export import export_mixture
@@ -153,6 +154,7 @@ class LoGoEngine:
         for i, prompt in enumerate(prompts):
             if not isinstance(prompt, str):
                 raise TypeError(f"prompt {i} is a {type(prompt).__name__}, not a string")
+            check_text(prompt, f"prompt {i}")
             if not prompt.strip():
                 raise ValueError(f"prompt {i} is empty: type a question or an instruction")
         return prompts
@@ -255,7 +257,7 @@ class LoGoEngine:
         started = time.perf_counter()
         with self._calibration_lock:  # another request computing the same statistics: waiting for it is queueing
             self._waited((time.perf_counter() - started) * 1000)
-            stats = self._calibration.get(key) or load_cached(self.config.cache_dir, key)
+            stats = self._calibration.get(key) or load_cached(self.config.cache_dir, key, self.pool.names)
             if stats is None:
                 stats = CalibrationStats.from_signals(key, self.pool.names, self.raw_signals(prompts, probe))
                 save_cached(self.config.cache_dir, stats)

@@ -91,6 +91,20 @@ def test_engine_recomputes_and_repairs_a_wrong_entry(engine):
     assert json.loads(path.read_text()) == json.loads(json.dumps(asdict(stats)))  # the file is repaired
 
 
+def test_engine_does_not_trust_a_consistent_entry_of_other_adapters(engine):
+    """An entry that is self-consistent but holds fewer or other adapters than the pool (reported by bench.bad_inputs)."""
+    stats = engine.calibration_stats()
+    path = engine.config.cache_dir / "calibration" / f"{stats.key}.json"
+    data = json.loads(path.read_text())
+    data["adapters"] = data["adapters"][:-1]
+    data["mean"] = {s: v[:-1] for s, v in data["mean"].items()}
+    data["std"] = {s: v[:-1] for s, v in data["std"].items()}
+    path.write_text(json.dumps(data))
+    fresh = LoGoEngine(engine.config, base=engine.base)
+    assert fresh.calibration_stats() == stats
+    assert json.loads(path.read_text()) == json.loads(json.dumps(asdict(stats)))
+
+
 def test_a_read_only_cache_keeps_statistics_in_memory_and_says_so_once(tiny_world, tmp_path, caplog):
     blocked = tmp_path / "not-a-directory"
     blocked.write_text("a file where the cache directory should be: no one, not even root, can write under it")

@@ -273,3 +273,8 @@ def test_public_block_and_probe_module_api(engine):
     assert engine.probe_modules(0) == engine.probe_modules(-4)
     with pytest.raises(ValueError, match="probe block 4 is out of range"):
         engine.probe_modules(4)
+
+
+def test_a_lone_surrogate_is_a_clear_error(engine):
+    with pytest.raises(ValueError, match=r"prompt 0 holds '\\udce9' at character 3, a lone surrogate"):
+        engine.route("caf\udce9")
