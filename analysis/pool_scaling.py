@@ -2,22 +2,30 @@
 
     python -m analysis.pool_scaling probe    # writes the distractors to out/, probes test inputs with the big pool
     python -m analysis.pool_scaling report   # own-adapter top-1 against N -> assets/results/routing_v2/
+    python -m analysis.pool_scaling score [--limit 30] [--out DIR] [--runs DIR] [--budget-minutes M]
+        # in-pool score against N for the paper and recommended presets: generation, a GPU job (resumable)
+    python -m analysis.pool_scaling figure   # redraws pool_scaling.html from the committed CSVs
 
 Distractors (out/routing_v2/distractors, 90 of each kind, seeded), every one with the zoo's per-module sizes:
   random:    Gaussian A and B, rescaled so that ||s B A||_F equals a zoo adapter's at every module;
   permuted:  a zoo adapter with the input dimensions of A and the output dimensions of B shuffled (same norms);
   perturbed: a zoo adapter plus Gaussian noise of half its factors' size, rescaled to its norms (a near sibling).
 Each adapter's raw signal does not depend on the rest of the pool, so one probe of the biggest pool gives every
-smaller pool by taking columns. The in-pool score against N needs generation with every pool: not measured here.
+smaller pool by taking columns. The in-pool score against N needs generation with every pool: `score` loads the
+zoo and all 270 distractors once and, for every mixed pool of SIZES, routes each pool task's first --limit test
+inputs with the presets exactly as the engine runs them (the zoo's reference_prompts.txt calibrates
+`recommended`), the adapters outside that pool excluded, then answers greedily with the routed mixtures.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
+import time
+from pathlib import Path
 
 import pandas as pd
-import plotly.graph_objects as go
 import torch
 
 from analysis.adapter_files import AdapterFactors, read_adapter, write_adapter
@@ -38,7 +46,7 @@ from analysis.routing_study import (
     study_engine,
     top_k,
 )
-from zoo.data import ADAPTERS_DIR, load_tasks
+from zoo.data import ADAPTERS_DIR, Task, load_tasks
 
 log = logging.getLogger(__name__)
 DISTRACTOR_DIR = CACHE_DIR / "distractors"
@@ -48,6 +56,8 @@ TEST_LIMIT = 30  # test inputs per pool task
 SIZES = (27, 54, 81, 135, 189, 243, 297)
 # the paper's preset and the dev-best calibrated configs (assets/results/routing_v2/handwritten.csv)
 COMPARED = ("paper", "entropy_zscore_own_b24", "norm_zscore_own_b24", "norm_zscore_own_b-2")
+PRESETS = ("paper", "recommended")  # what `score` generates with (recommended = norm_zscore_own_b-2, softmax T=0.3)
+SCORE_RUNS = CACHE_DIR / "scores"  # per (N, preset) JSONL of the score step
 
 
 def _resize(factors: dict, target: dict[str, float], scaling: float) -> dict:
@@ -159,39 +169,208 @@ def report_hostile() -> None:
     log.info("%s", table.to_string(index=False))
 
 
-def scaling_figure(table: pd.DataFrame) -> go.Figure:
-    """Own-adapter top-1 against pool size, one line per config (mixed distractors)."""
-    fig = go.Figure()
+def score_unit_path(runs: Path, n: int, preset: str) -> Path:
+    return runs / f"n{n:03d}_{preset}.jsonl"
+
+
+def score_pools(engine_names: tuple[str, ...], sizes: tuple[int, ...] = SIZES) -> dict[int, list[str]]:
+    """N -> the mixed pool of that size (as in the routing table) among the loaded adapters."""
+    zoo = [t.name for t in load_tasks() if not t.held_out]
+    return {n: names for (kind, n), names in pools(engine_names, zoo).items() if kind == "mixed" and n in sizes}
+
+
+def score_unit(engine, tasks: list[Task], pool: list[str], preset: str, limit: int, batch_size: int) -> list[dict]:
+    """Route every pool task's test inputs within `pool` with a preset, answer, score: one record per input."""
+    from logo.config import GenerationConfig, RoutingConfig
+    from zoo.metrics import score
+
+    exclude = [a for a in engine.adapter_names if a not in set(pool)]
+    rows = [(t, r) for t in tasks for r in t.examples("test", limit)]
+    prompts = [t.prompt(r["input"]) for t, r in rows]
+    routings = engine.route(prompts, RoutingConfig.preset(preset), exclude=exclude)
+    records: list[dict | None] = [None] * len(rows)
+    for budget in sorted({t.max_new_tokens for t in tasks}):  # one generation run per answer length
+        index = [i for i, (t, _) in enumerate(rows) if t.max_new_tokens == budget]
+        answers = engine.generate_batch(
+            [prompts[i] for i in index],
+            generation=GenerationConfig(max_new_tokens=budget),
+            mixtures=[routings[i].mixture for i in index],
+            batch_size=batch_size,
+        )
+        for i, answer in zip(index, answers, strict=True):
+            task, row = rows[i]
+            records[i] = {
+                "task": task.name,
+                "category": task.category,
+                "input": row["input"],
+                "score": score(task.metric, answer.text, row["target"]),
+                "selected": list(routings[i].selected),
+                "weights": [round(w, 5) for w in routings[i].weights],
+                "reference": (routings[i].config.get("reference") or {}).get("source"),
+            }
+    return records
+
+
+def score(
+    limit: int,
+    runs: Path,
+    out: Path,
+    batch_size: int,
+    budget_minutes: float | None,
+    device: str | None = None,
+    sizes: tuple[int, ...] = SIZES,
+) -> None:
+    """The score step (see the module docstring); finished (N, preset) units are skipped, so it resumes."""
+    from logo.config import EngineConfig
+    from logo.engine import LoGoEngine
+
+    started = time.monotonic()
+    if not (DISTRACTOR_DIR / f"perturbed_{PER_KIND - 1:03d}").is_dir():
+        write_distractors()
+    engine = LoGoEngine(EngineConfig(adapters=(str(ADAPTERS_DIR), str(DISTRACTOR_DIR)), device=device))
+    tasks = [t for t in load_tasks() if not t.held_out]
+    pools_by_n = score_pools(engine.adapter_names, sizes)
+    units = [(n, preset) for n in pools_by_n for preset in PRESETS]
+    runs.mkdir(parents=True, exist_ok=True)
+    for n, preset in units:
+        path = score_unit_path(runs, n, preset)
+        if path.is_file():
+            continue
+        if budget_minutes is not None and time.monotonic() - started > 60 * budget_minutes:
+            log.info("budget of %g minutes spent: run again to go on", budget_minutes)
+            break
+        records = score_unit(engine, tasks, pools_by_n[n], preset, limit, batch_size)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text("".join(json.dumps(r) + "\n" for r in records))
+        tmp.replace(path)
+        log.info("N=%d %s: mean score %.1f", n, preset, sum(r["score"] for r in records) / len(records))
+    write_score_table(runs, out)
+
+
+def score_instances(runs: Path) -> pd.DataFrame:
+    """Every scored input of the score step: n_pool, preset, task, category, position, input, score, own_top1."""
+    rows = []
+    for path in sorted(runs.glob("n*_*.jsonl")):
+        n, preset = path.stem.split("_", 1)
+        positions: dict[str, int] = {}
+        for line in path.read_text().splitlines():
+            r = json.loads(line)
+            position = positions[r["task"]] = positions.get(r["task"], -1) + 1
+            own = bool(r["selected"]) and r["selected"][0] == r["task"]
+            rows.append(
+                {
+                    "n_pool": int(n[1:]),
+                    "preset": preset,
+                    "task": r["task"],
+                    "category": r["category"],
+                    "position": position,
+                    "input": r["input"],
+                    "score": r["score"],
+                    "own_top1": float(own),
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def write_score_table(runs: Path, out: Path) -> pd.DataFrame:
+    """pool_scaling_scores.csv: per N and preset, the in-pool score (category average) with its bootstrap 95% CI."""
+    from analysis.intervals import intervals
+
+    frame = score_instances(runs)
+    if frame.empty:
+        log.info("no finished score units under %s", runs)
+        return frame
+    rows = []
+    for (n, preset), part in frame.groupby(["n_pool", "preset"]):
+        cis = intervals(part.assign(setting="in_pool", method=preset))
+        avg = cis[cis.scope == "avg"]
+        if avg.empty:
+            continue
+        rows.append(
+            {
+                "n_pool": n,
+                "preset": preset,
+                "score": avg.score.iloc[0],
+                "ci_low": avg.ci_low.iloc[0],
+                "ci_high": avg.ci_high.iloc[0],
+                "own_top1": part.groupby("task")["own_top1"].mean().mean(),
+                "n_tasks": part.task.nunique(),
+                "n_per_task": part.groupby("task").size().min(),
+            }
+        )
+    table = pd.DataFrame(rows).sort_values(["preset", "n_pool"])
+    out.mkdir(parents=True, exist_ok=True)
+    table.to_csv(out / "pool_scaling_scores.csv", index=False, float_format="%.4f")
+    log.info("%s", table.to_string(index=False))
+    return table
+
+
+def scaling_figure(table: pd.DataFrame, scores: pd.DataFrame | None = None):
+    """Own-adapter top-1 against pool size, one line per config (mixed distractors); with `scores`
+    (pool_scaling_scores.csv), a second panel: the presets' in-pool score with its bootstrap 95% interval."""
+    import plotly.graph_objects as go  # here: the GPU machine that runs `score` has no plotly
+    from plotly.subplots import make_subplots
+
+    panels = 1 if scores is None or scores.empty else 2
+    titles = ["own adapter ranked first (test inputs)", "in-pool score, 0-100 (bootstrap 95% CI)"][:panels]
+    fig = make_subplots(rows=1, cols=panels, subplot_titles=titles, horizontal_spacing=0.1)
     mixed = table[table["distractors"] == "mixed"]
     for config, rows in mixed.groupby("config", sort=False):
-        fig.add_trace(go.Scatter(x=rows["n_pool"], y=rows["own_top1"], mode="lines+markers", name=config))
+        fig.add_trace(go.Scatter(x=rows["n_pool"], y=rows["own_top1"], mode="lines+markers", name=config), 1, 1)
+    if panels == 2:
+        for preset, rows in scores.groupby("preset", sort=False):
+            error = {"type": "data", "array": rows.ci_high - rows.score, "arrayminus": rows.score - rows.ci_low}
+            trace = go.Scatter(x=rows.n_pool, y=rows.score, error_y=error, mode="lines+markers", name=f"{preset} score")
+            fig.add_trace(trace, 1, 2)
+        fig.update_yaxes(range=[0, 100], title_text="score", row=1, col=2)
+        fig.update_xaxes(title_text="adapters in the pool (N)", row=1, col=2)
+    fig.update_yaxes(range=[0, 1], title_text="own-adapter top-1", row=1, col=1)
+    fig.update_xaxes(title_text="adapters in the pool (N)", row=1, col=1)
     fig.update_layout(
         template="plotly_white",
-        title="Own adapter ranked first as the pool grows (27 zoo adapters + distractors; test inputs)",
-        xaxis_title="adapters in the pool (N)",
-        yaxis_title="own-adapter top-1",
-        yaxis_range=[0, 1],
-        width=900,
+        title="Routing as the pool grows (27 zoo adapters + distractors)",
+        width=900 * panels,
         height=550,
     )
     return fig
 
 
+def draw(results: Path = RESULTS_DIR) -> None:
+    """pool_scaling.html from the committed pool_scaling.csv (and pool_scaling_scores.csv when present)."""
+    scores_path = results / "pool_scaling_scores.csv"
+    scores = pd.read_csv(scores_path) if scores_path.is_file() else None
+    fig = scaling_figure(pd.read_csv(results / "pool_scaling.csv"), scores)
+    fig.write_html(results / "pool_scaling.html", include_plotlyjs="../plotly.min.js")
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("step", choices=("probe", "report", "hostile"))
+    parser.add_argument("step", choices=("probe", "report", "hostile", "score", "figure"))
+    parser.add_argument("--limit", type=int, default=TEST_LIMIT, help="score: test inputs per pool task")
+    parser.add_argument("--runs", type=Path, default=SCORE_RUNS, help="score: per (N, preset) JSONL, resumable")
+    parser.add_argument("--out", type=Path, default=RESULTS_DIR, help="score: where pool_scaling_scores.csv goes")
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--budget-minutes", type=float, help="score: start no new unit after this many minutes")
+    parser.add_argument("--device", help="score: the engine's device (default: CUDA when available)")
+    parser.add_argument("--sizes", type=int, nargs="+", default=list(SIZES), help="score: pool sizes N")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    if args.step == "score":
+        score(args.limit, args.runs, args.out, args.batch_size, args.budget_minutes, args.device, tuple(args.sizes))
+        return
     if args.step == "probe":
         probe()
         return
     if args.step == "hostile":
         report_hostile()
         return
+    if args.step == "figure":
+        draw()
+        return
     table = scaling_table([c for c in study_configs() if c.name in COMPARED])
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     table.to_csv(RESULTS_DIR / "pool_scaling.csv", index=False, float_format="%.4f")
-    scaling_figure(table).write_html(RESULTS_DIR / "pool_scaling.html", include_plotlyjs="../plotly.min.js")
+    draw()
     log.info("%s", table.to_string(index=False))
 
 

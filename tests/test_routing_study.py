@@ -176,3 +176,37 @@ def test_adapter_map_projects_every_adapter_and_colours_by_category():
     assert sum(len(t.x) for t in fig.data) == 9
     with pytest.raises(ValueError, match="unknown projection 'umap'"):
         adapter_map_figure(coords, categories, "umap")
+
+
+def test_pool_scaling_scores_route_within_each_pool_and_record_the_reference(engine, tmp_path):
+    from analysis.pool_scaling import score_unit, score_unit_path, write_score_table
+
+    tasks = []
+    for name, rows in {"alpha": [("count one two", "two")], "beta": [("translate the cat", "le chat")]}.items():
+        folder = tmp_path / "tasks" / name
+        folder.mkdir(parents=True)
+        meta = {
+            "name": name,
+            "category": "reasoning" if name == "alpha" else "translation",
+            "description": name,
+            "instruction": "please answer :",
+            "metric": "exact_match",
+            "held_out": False,
+            "source": "test",
+        }
+        (folder / "task.json").write_text(json.dumps(meta))
+        (folder / "test.jsonl").write_text("".join(json.dumps({"input": i, "target": t}) + "\n" for i, t in rows * 3))
+    tasks = load_tasks(tmp_path / "tasks")
+    pool = ["alpha", "beta", "gamma"]
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    for preset in ("paper", "recommended"):
+        records = score_unit(engine, tasks, pool, preset, limit=3, batch_size=4)
+        assert len(records) == 6 and all(set(r["selected"]) <= set(pool) for r in records)
+        assert {r["reference"] for r in records} == ({None} if preset == "paper" else {"file"})
+        path = score_unit_path(runs, len(pool), preset)
+        path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    table = write_score_table(runs, tmp_path / "out")
+    assert list(table.preset) == ["paper", "recommended"] and set(table.n_pool) == {3}
+    assert ((table.ci_low <= table.score + 1e-9) & (table.score <= table.ci_high + 1e-9)).all()
+    assert (tmp_path / "out" / "pool_scaling_scores.csv").is_file()
