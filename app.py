@@ -18,9 +18,10 @@ import sys
 from pathlib import Path
 
 from logo.config import GENERIC_REFERENCE_PROMPTS, EngineConfig
-from zoo.data import ADAPTERS_DIR, REFERENCE_PROMPTS
+from zoo.data import ADAPTERS_DIR, ASSETS_DIR, REFERENCE_PROMPTS
 
 log = logging.getLogger("logo_studio")
+LORAGEN_DIR = ASSETS_DIR / "loragen"
 _HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
 HOW_TO_GET_ADAPTERS = (
     "train the adapter zoo with `make zoo` (it writes assets/adapters/), "
@@ -73,6 +74,28 @@ def build_engine(config: EngineConfig, base=None):
     return LoGoEngine(config, base=base, pool=pool)
 
 
+def loragen_loader(config: EngineConfig, engine, directory: Path = LORAGEN_DIR):
+    """A function that loads the shipped LoRA-Gen generator on first use (None when it is not shipped).
+
+    Its edge model is the engine's (already wrapped); its reader a separate copy of the base model, loaded only
+    when a user first generates an adapter, so start-up stays fast.
+    """
+    if not (directory / "generator_config.json").is_file():
+        log.warning("LoGo Studio starts without the LoRA-Gen tab: %s holds no generator (make loragen)", directory)
+        return None
+
+    def load():
+        from logo.base_model import load_base_model
+        from logo.loragen import LoraGenerator
+
+        reader = load_base_model(
+            config.base_model, device=config.device, dtype=config.dtype, cache_dir=config.cache_dir
+        )
+        return LoraGenerator.load(directory, edge=engine.base, reader=reader)
+
+    return load
+
+
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     config = engine_config_from_env()  # before the heavy imports: a missing pool fails at once
@@ -85,7 +108,7 @@ def main() -> None:
         install_embedded_package()  # Spaces install requirements.txt only; this package must come without deps
 
     engine = build_engine(config)
-    build_demo(engine).launch(show_error=True, **launch_options())
+    build_demo(engine, loragen=loragen_loader(config, engine)).launch(show_error=True, **launch_options())
 
 
 if __name__ == "__main__":

@@ -1,26 +1,24 @@
-"""The LoGo Studio page: layout and event wiring around the handlers of app/ui_handlers.py."""
+"""The LoGo Studio page: layout and event wiring around app/ui_actions.py; the web API in app/ui_api.py."""
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import threading
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import replace
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import gradio as gr
-import pandas as pd
-import plotly.graph_objects as go
 
-from analysis.export import ExportFolder, PngExportUnavailable, png_export_available
+from analysis.export import ExportFolder, png_export_available
 from analysis.similarity import TaskEmbedder
 from logo.config import (
     AGGREGATES,
     CALIBRATIONS,
     MODES,
+    PRESETS,
     PROBE_INPUTS,
     SIGNALS,
+    WEIGHTINGS,
     GenerationConfig,
     ProbeConfig,
     RoutingConfig,
@@ -29,34 +27,23 @@ from logo.config import (
 )
 from logo.engine import LoGoEngine
 
+from . import ui_api
+from .ui_actions import Actions, for_display
 from .ui_data import DEFAULT_ASSETS_DIR, Example, StudioData
-from .ui_handlers import (
-    TABLE_COLUMNS,
-    Controls,
-    Shown,
-    Studio,
-    View,
-    dataset_figures,
-    export_view,
-    generate_stream,
-    route_view,
-    token_cap,
-    view_of_shown,
-)
+from .ui_handlers import DATASET_PROBE, TABLE_COLUMNS, Controls, Studio, dataset_figures, token_cap
 
 log = logging.getLogger(__name__)
 
 UI_DIR = DEFAULT_ASSETS_DIR / "ui"
 QUEUE_SIZE = 32  # requests waiting beyond this are refused with "queue full" instead of waiting for minutes
-MIN_PLOT_HEIGHT = 260  # px: a heatmap of one prompt row is otherwise a thin strip
-EMPTY_PLOT_HEIGHT = 240  # px: a figure that only says what is missing
 CONCURRENCY = 2  # requests served at once: mixture requests overlap, fused ones are serialised by the engine
-# Gradio keeps every session's state and last outputs (plots included, ~0.3-1 MB) until this many newer
-# sessions evict it; each web API call without a session hash is a session of its own
+# Gradio keeps every session's state and last outputs (plots included) until this many newer sessions evict it;
+# each web API call without a session hash is a session of its own
 SESSION_CAPACITY = 64
 SESSION_TTL_S = 3600  # a session's routing and answer (for exports and re-routes) are dropped an hour after use
 EXPORT_SWEEP = (60, 15 * 60)  # Gradio's delete_cache: every minute, delete served files older than 15 minutes
-MAX_UPLOAD = "1mb"  # the page takes no files; a bound on what /gradio_api/upload accepts anonymously
+MAX_UPLOAD = "1mb"  # a bound on what /gradio_api/upload accepts anonymously
+WARM_PROBES = (ProbeConfig(), DATASET_PROBE)  # calibration the presets need: recommended (block -2), the last block
 
 
 def launch_options() -> dict:
@@ -79,131 +66,11 @@ def on_gpu(fn: Callable) -> Callable:
     return spaces.GPU(fn)
 
 
-@contextlib.contextmanager
-def shown_errors():
-    """Turn a failing request into a message in the page; the app keeps serving the next one."""
-    try:
-        yield
-    except gr.Error:
-        raise
-    except (ValueError, KeyError, FileNotFoundError, PngExportUnavailable) as err:
-        raise gr.Error(str(err)) from err
-    except Exception as err:  # the UI boundary: anything else is logged and reported, never kills the server
-        log.exception("request failed")
-        raise gr.Error(f"The request failed ({type(err).__name__}: {err}). Try again or change the settings.") from err
-
-
-def notify(view: View) -> str:
-    """Toast each notice (caps applied) and return them as a status line."""
-    for note in view.notes:
-        gr.Warning(note)
-    return " ".join(f"⚠ {note}" for note in view.notes)
-
-
-def for_display(fig: go.Figure) -> go.Figure:
-    """A copy that fills its column (the exported figure keeps the size analysis.figures gave it)."""
-    height = max(fig.layout.height or 0, MIN_PLOT_HEIGHT) if fig.data else EMPTY_PLOT_HEIGHT  # a note needs little room
-    return go.Figure(fig).update_layout(width=None, autosize=True, height=height)
-
-
 def _warm_up(studio: Studio) -> None:
     try:
-        studio.warm_up()
+        studio.warm_up(WARM_PROBES)
     except Exception:  # a thread boundary: the first request meets (and reports) the same problem again
-        log.exception("warming up the task embedder failed")
-
-
-def display_table(table: pd.DataFrame) -> pd.DataFrame:
-    """The routing table as shown: 4 significant digits and a check mark (exports keep full precision)."""
-    shown = table.copy()
-    for column in ("signal", "score"):
-        shown[column] = [float(f"{value:.4g}") for value in shown[column]]
-    shown["weight"] = shown["weight"].round(3)
-    shown["selected"] = ["✓" if selected else "" for selected in shown["selected"]]
-    return shown
-
-
-class Actions:
-    """What the page's events call: plain values in, component values out; failures become gr.Error.
-
-    The session keeps a `Shown` (plain values). A settings change that would not change the table or the
-    plots sends none of them again (gr.skip()); the web API endpoints (route, generate) always answer in full,
-    so that every call stands on its own.
-    """
-
-    def __init__(self, studio: Studio, exports: ExportFolder | None = None):
-        self.studio = studio
-        self.exports = exports or ExportFolder()
-        self._dataset: dict[str, dict[str, go.Figure]] = {}  # signal -> the displayed dataset figures, drawn once
-
-    def _routed(self, view: View, status: str, previous: Shown | None) -> tuple:
-        """-> table, heatmap, scatter, status, shown; the table and plots are skipped when they would not change."""
-        if previous is not None and previous.draws_as(view.routing):
-            return gr.skip(), gr.skip(), gr.skip(), status, view.kept()
-        figs = view.figures
-        heatmap, scatter = for_display(figs["signal_heatmap"]), for_display(figs["weight_similarity"])
-        return display_table(view.table), heatmap, scatter, status, view.kept()
-
-    def dataset_figures(self, signal: str) -> dict[str, go.Figure]:
-        if signal not in self._dataset:
-            figures = dataset_figures(self.studio, signal).items()
-            self._dataset[signal] = {name: for_display(figure) for name, figure in figures}
-        return self._dataset[signal]
-
-    def route(self, prompt: str, *settings) -> tuple:
-        """-> table, heatmap, scatter, status, shown."""
-        with shown_errors():
-            view = route_view(self.studio, prompt, Controls(*settings))
-        return self._routed(view, notify(view), previous=None)
-
-    def reroute(self, prompt: str, *settings_and_shown) -> tuple:
-        """A settings change re-routes at once and keeps the answer; without a prompt the plots show the dataset."""
-        *settings, previous = settings_and_shown
-        if not (prompt or "").strip():  # nothing to route: the dataset-level plots of this signal
-            dataset = self.dataset_figures(settings[0])
-            if previous is None:  # the scatter shows the dataset already
-                return gr.skip(), dataset["signal_heatmap"], gr.skip(), gr.skip(), gr.skip()
-            kept = replace(previous, drawn=False)  # table and exports keep the last routing; the plots do not
-            return gr.skip(), dataset["signal_heatmap"], dataset["weight_similarity"], gr.skip(), kept
-        with shown_errors():
-            view = route_view(self.studio, prompt, Controls(*settings))
-        status = notify(view)
-        if previous is not None and previous.generation is not None:
-            view = replace(view, answer=previous.generation.text, generation=previous.generation)
-            status = f"{status} Routing changed since this answer: click **Generate** to answer with it.".strip()
-        return self._routed(view, status, previous)
-
-    def generate(self, prompt: str, *settings) -> Iterator[tuple]:
-        """-> answer, table, heatmap, scatter, latency, status, shown; the answer streams first."""
-        *routing_settings, mode, max_new_tokens = settings
-        with shown_errors():
-            stream = generate_stream(self.studio, prompt, Controls(*routing_settings), mode, max_new_tokens)
-            for answer, view in stream:
-                if view is None:
-                    yield answer, *(gr.skip(),) * 6
-                    continue
-                table, heatmap, scatter, status, shown = self._routed(view, notify(view), previous=None)
-                latency = for_display(view.figures["latency"])
-                yield view.answer, table, heatmap, scatter, latency, " ".join(filter(None, [status, view.stats])), shown
-
-    def export(self, kind: str) -> Callable[[Shown | None], dict]:
-        """The export button `kind`: files written into a fresh private folder, shown in the Downloads list.
-
-        An update, not a new gr.File: a gr.File built here would copy the files into Gradio's cache at once,
-        outside the Downloads component, where Gradio's delete_cache never sees them.
-        """
-
-        def run(shown: Shown | None) -> dict:
-            if shown is None:
-                raise gr.Error("Nothing to export yet: route or generate first.")
-            with shown_errors(), self.exports.new() as folder:
-                return gr.update(value=export_view(view_of_shown(self.studio, shown), kind, folder), visible=True)
-
-        run.__name__ = f"export_{kind}"
-        return run
-
-    def pick_example(self, index: int | None) -> str:
-        return gr.skip() if index is None else self.studio.data.examples[int(index)].prompt
+        log.exception("warming up (calibration statistics, task embedder) failed")
 
 
 def field_values(config: type, name: str, most: int | None = None) -> dict:
@@ -221,6 +88,11 @@ def probe_modules(engine: LoGoEngine, block: int = -1) -> list[str]:
     return engine.probe_modules(block)
 
 
+def refused_markdown(engine: LoGoEngine) -> str:
+    rows = [f"| `{source}` | {reason} |" for source, reason in engine.pool.refused]
+    return "| adapter | why it was refused |\n|---|---|\n" + "\n".join(rows) if rows else ""
+
+
 def build_demo(
     engine: LoGoEngine,
     *,
@@ -229,162 +101,276 @@ def build_demo(
     embedder: TaskEmbedder | None = None,
     queue_size: int = QUEUE_SIZE,
     concurrency: int = CONCURRENCY,
+    loragen: Callable | None = None,
+    warm_up: bool = True,
 ) -> gr.Blocks:
-    """The whole page. `examples` replaces the zoo's test-set examples; `embedder` the default MiniLM."""
+    """The whole page. `examples` replaces the zoo's test-set examples; `embedder` the default MiniLM;
+    `loragen` (a LoraGenerator or a function that loads one on first use) adds the LoRA-Gen tab."""
     adapter_dirs = [(a.name, a.source) for a in engine.pool.adapters]
     studio = Studio(engine, StudioData.load(Path(assets_dir), adapter_dirs, examples), embedder)
-    threading.Thread(target=_warm_up, args=(studio,), name="logo-warm-up", daemon=True).start()
-    data, n_adapters, cap = studio.data, len(engine.adapter_names), token_cap(engine)
+    if warm_up:
+        threading.Thread(target=_warm_up, args=(studio,), name="logo-warm-up", daemon=True).start()
+    data, names, cap = studio.data, list(engine.adapter_names), token_cap(engine)
+    n_adapters = len(names)
     png_ok, png_reason = png_export_available()
     modules = probe_modules(engine)
     text = {name: (UI_DIR / f"{name}.md").read_text(encoding="utf-8") for name in ("header", "about", "help")}
+    defaults = Controls()
 
     with gr.Blocks(title="LoGo Studio", fill_width=True, delete_cache=EXPORT_SWEEP) as demo:
         shown = gr.State(None, time_to_live=SESSION_TTL_S)  # the Shown on screen, for exports and re-routes
         gr.Markdown(text["header"], elem_id="header")
-        with gr.Row(equal_height=False, elem_id="main"):
-            with gr.Column(scale=5, min_width=380, elem_id="left"):
-                prompt = gr.Textbox(
-                    label="Prompt",
-                    lines=4,
-                    max_lines=12,
-                    elem_id="prompt",
-                    placeholder="Ask anything, e.g. 'Translate to French: the cat is black'",
-                )
-                example = gr.Dropdown(
-                    [(e.label, i) for i, e in enumerate(data.examples)],
-                    value=None,
-                    elem_id="example",
-                    label="Examples" if data.examples else "Examples (none: assets/tasks/ is not built yet)",
-                    interactive=bool(data.examples),
-                )
-                with gr.Row():
-                    generate_btn = gr.Button("Generate", variant="primary", elem_id="generate", scale=2)
-                    route_btn = gr.Button("Route only", elem_id="route", scale=1)
-                with gr.Group(elem_id="settings"):
-                    with gr.Row():
-                        signal = gr.Radio(list(SIGNALS), label="Signal", elem_id="signal", **routing_field("signal"))
-                        mode = gr.Radio(
-                            list(MODES), label="Merge mode", elem_id="mode", **field_values(GenerationConfig, "mode")
-                        )
-                    calibration = gr.Radio(
-                        list(CALIBRATIONS), elem_id="calibration", label="Calibration", **routing_field("calibration")
+        with gr.Tabs():
+            with gr.Tab("Studio", elem_id="studio-tab"), gr.Row(equal_height=False, elem_id="main"):
+                with gr.Column(scale=5, min_width=340, elem_id="left"):
+                    prompt = gr.Textbox(
+                        label="Prompt (Enter or Ctrl+Enter: Generate; Shift+Enter: new line)",
+                        lines=3,
+                        max_lines=12,
+                        elem_id="prompt",
+                        placeholder="Ask anything, e.g. 'Translate to French: the cat is black'",
+                    )
+                    example = gr.Dropdown(
+                        [(e.label, i) for i, e in enumerate(data.examples)],
+                        value=None,
+                        elem_id="example",
+                        label="Examples" if data.examples else "Examples (none: assets/tasks/ is not built yet)",
+                        interactive=bool(data.examples),
                     )
                     with gr.Row():
-                        k = gr.Slider(
-                            1, n_adapters, step=1, label="k (adapters kept)", **routing_field("k", most=n_adapters)
+                        generate_btn = gr.Button("Generate", variant="primary", elem_id="generate", scale=2)
+                        route_btn = gr.Button("Route only", elem_id="route", scale=1)
+                        stop_btn = gr.Button("Stop", variant="stop", elem_id="stop", scale=1)
+                    with gr.Row(elem_id="answers", equal_height=True):
+                        base_answer = gr.Textbox(
+                            label="Base model (no adapter)",
+                            lines=4,
+                            interactive=False,
+                            elem_id="answer-base",
+                            min_width=200,
                         )
-                        max_new = gr.Slider(
-                            1,
-                            cap,
-                            step=1,
-                            label="Max new tokens",
-                            **field_values(GenerationConfig, "max_new_tokens", most=cap),
+                        answer = gr.Textbox(
+                            label="LoGo", lines=4, interactive=False, buttons=["copy"], elem_id="answer", min_width=200
                         )
-                with gr.Accordion("Advanced: where the probe reads", open=False, elem_id="advanced"):
+                        manual_answer = gr.Textbox(
+                            label="Manual mixture or oracle adapter",
+                            lines=4,
+                            interactive=False,
+                            elem_id="answer-manual",
+                            min_width=200,
+                        )
+                    status = gr.Markdown(elem_id="status")
+                    with gr.Group(elem_id="settings"):
+                        preset = gr.Radio(
+                            list(PRESETS),
+                            value="recommended",
+                            label="Routing preset",
+                            elem_id="preset",
+                            info="recommended: chosen on the zoo's dev splits; paper: the paper exactly",
+                        )
+                        with gr.Row():
+                            signal = gr.Radio(
+                                list(SIGNALS), label="Signal", elem_id="signal", **routing_field("signal")
+                            )
+                            calibration = gr.Radio(
+                                list(CALIBRATIONS),
+                                elem_id="calibration",
+                                label="Calibration",
+                                **routing_field("calibration"),
+                            )
+                        with gr.Row():
+                            k = gr.Slider(
+                                1,
+                                n_adapters,
+                                step=1,
+                                label="k (adapters kept)",
+                                elem_id="k",
+                                **routing_field("k", most=n_adapters),
+                            )
+                            weighting = gr.Radio(
+                                list(WEIGHTINGS), label="Weighting", elem_id="weighting", **routing_field("weighting")
+                            )
+                            temperature = gr.Slider(
+                                0.05,
+                                3,
+                                step=0.05,
+                                label="Softmax temperature",
+                                elem_id="weight-temperature",
+                                **routing_field("temperature"),
+                            )
+                    with gr.Accordion("Advanced: where the probe reads", open=False, elem_id="advanced"):
+                        with gr.Row():
+                            block = gr.Slider(
+                                0,
+                                studio.n_blocks - 1,
+                                value=defaults.block % studio.n_blocks,
+                                step=1,
+                                label="Probe block",
+                                info=field_help(ProbeConfig, "block"),
+                                elem_id="block",
+                            )
+                            module_default = field_default(ProbeConfig, "module")
+                            module = gr.Dropdown(
+                                modules,
+                                value=module_default if module_default in modules else next(iter(modules), None),
+                                label="Probe module",
+                                info=field_help(ProbeConfig, "module"),
+                            )
+                        with gr.Row():
+                            probe_input = gr.Radio(
+                                list(PROBE_INPUTS), label="Probe input", **field_values(ProbeConfig, "probe_input")
+                            )
+                            aggregate = gr.Radio(
+                                list(AGGREGATES), label="Token aggregation", **field_values(ProbeConfig, "aggregate")
+                            )
+                    with gr.Accordion("Answering: merge mode and sampling", open=False, elem_id="sampling"):
+                        with gr.Row():
+                            mode = gr.Radio(
+                                list(MODES),
+                                label="Merge mode",
+                                elem_id="mode",
+                                **field_values(GenerationConfig, "mode"),
+                            )
+                            max_new = gr.Slider(
+                                1,
+                                cap,
+                                step=1,
+                                label="Max new tokens",
+                                elem_id="max-new",
+                                **field_values(GenerationConfig, "max_new_tokens", most=cap),
+                            )
+                        with gr.Row():
+                            sample_t = gr.Slider(
+                                0,
+                                2,
+                                step=0.05,
+                                label="Temperature",
+                                elem_id="sample-temperature",
+                                **field_values(GenerationConfig, "temperature"),
+                            )
+                            top_p = gr.Slider(
+                                0.05,
+                                1,
+                                step=0.05,
+                                label="Top-p",
+                                elem_id="top-p",
+                                **field_values(GenerationConfig, "top_p"),
+                            )
+                            seed = gr.Number(None, precision=0, label="Seed (empty: fresh)", elem_id="seed", minimum=0)
+                        compare = gr.Checkbox(
+                            True,
+                            label="Also answer with the base model and the manual/oracle "
+                            "mixture (same prompt, same settings)",
+                            elem_id="compare",
+                        )
+                    with gr.Accordion("Manual override and comparisons", open=False, elem_id="override"):
+                        with gr.Row():
+                            pin = gr.Dropdown(names, multiselect=True, label="Pin (always selected)", elem_id="pin")
+                            exclude = gr.Dropdown(
+                                names, multiselect=True, label="Exclude (never selected)", elem_id="exclude"
+                            )
+                        with gr.Row():
+                            manual = gr.Textbox(
+                                label="Manual mixture for the third answer",
+                                elem_id="manual",
+                                placeholder="en_fr  or  en_fr=0.7, en_de=0.3  (empty: the oracle "
+                                "adapter of a zoo example)",
+                                scale=4,
+                            )
+                            copy_btn = gr.Button("Copy LoGo's mixture", size="sm", scale=1, elem_id="copy-mixture")
+                        compare_btn = gr.Button(
+                            "Compare presets: paper vs recommended", size="sm", elem_id="compare-presets"
+                        )
+                        comparison = gr.Markdown(elem_id="comparison")
+                    table = gr.Dataframe(
+                        headers=TABLE_COLUMNS,
+                        datatype=["str", "str", "number", "number", "number", "str"],
+                        label="Routing: every adapter, selected first, then by score",
+                        interactive=False,
+                        max_height=380,
+                        wrap=True,
+                        elem_id="routing-table",
+                    )
                     with gr.Row():
-                        block_default = field_default(ProbeConfig, "block") % studio.n_blocks  # -1: the last block
-                        block = gr.Slider(
-                            0,
-                            studio.n_blocks - 1,
-                            value=block_default,
-                            step=1,
-                            label="Probe block",
-                            info=field_help(ProbeConfig, "block"),
-                        )
-                        module_default = field_default(ProbeConfig, "module")
-                        module = gr.Dropdown(
-                            modules,
-                            value=module_default if module_default in modules else next(iter(modules), None),
-                            label="Probe module",
-                            info=field_help(ProbeConfig, "module"),
-                        )
-                    with gr.Row():
-                        probe_input = gr.Radio(
-                            list(PROBE_INPUTS), label="Probe input", **field_values(ProbeConfig, "probe_input")
-                        )
-                        aggregate = gr.Radio(
-                            list(AGGREGATES), label="Token aggregation", **field_values(ProbeConfig, "aggregate")
-                        )
-                answer = gr.Textbox(
-                    label="Answer", lines=5, max_lines=16, interactive=False, buttons=["copy"], elem_id="answer"
-                )
-                status = gr.Markdown(elem_id="status")
-                table = gr.Dataframe(
-                    headers=TABLE_COLUMNS,
-                    datatype=["str", "str", "number", "number", "number", "str"],
-                    label="Routing: every adapter, highest score first",
-                    interactive=False,
-                    max_height=360,
-                    column_widths=["29%", "21%", "12%", "12%", "12%", "14%"],
-                    elem_id="routing-table",
-                )
-                with gr.Group(elem_id="exports"):
-                    with gr.Row():
-                        html_btn = gr.Button("Plots → HTML", size="sm", min_width=80, elem_id="export-html")
-                        png_btn = gr.Button(
-                            "Plots → PNG", size="sm", min_width=80, interactive=png_ok, elem_id="export-png"
-                        )
-                        csv_btn = gr.Button("Table → CSV", size="sm", min_width=80, elem_id="export-csv")
-                        zip_btn = gr.Button("All → zip", size="sm", min_width=80, elem_id="export-zip")
-                    if not png_ok:
-                        gr.Markdown(f"PNG export is off here: {png_reason}", elem_classes="note")
-                downloads = gr.File(
-                    label="Downloads", file_count="multiple", interactive=False, visible=False, elem_id="downloads"
-                )
-            with gr.Column(scale=7, min_width=480, elem_id="plots"):
-                # the figures carry their own titles, so the components show no label over them
-                initial = {name: for_display(fig) for name, fig in dataset_figures(studio, signal.value).items()}
-                heatmap = gr.Plot(
-                    initial["signal_heatmap"], label="Signal heatmap", show_label=False, elem_id="plot-heatmap"
-                )
-                scatter = gr.Plot(
-                    initial["weight_similarity"],
-                    label="Merge weight vs task similarity",
-                    show_label=False,
-                    elem_id="plot-scatter",
-                )
-                latency = gr.Plot(
-                    initial["latency"], label="Latency amortisation", show_label=False, elem_id="plot-latency"
-                )
+                        card_pick = gr.Dropdown(names, value=None, label="Adapter card", elem_id="card-pick", scale=1)
+                        card = gr.Markdown(elem_id="card")
+                    with gr.Group(elem_id="exports"):
+                        with gr.Row():
+                            html_btn = gr.Button("Plots → HTML", size="sm", min_width=80, elem_id="export-html")
+                            png_btn = gr.Button(
+                                "Plots → PNG", size="sm", min_width=80, interactive=png_ok, elem_id="export-png"
+                            )
+                            csv_btn = gr.Button("Table → CSV", size="sm", min_width=80, elem_id="export-csv")
+                            zip_btn = gr.Button("All → zip", size="sm", min_width=80, elem_id="export-zip")
+                        if not png_ok:
+                            gr.Markdown(f"PNG export is off here: {png_reason}", elem_classes="note")
+                    downloads = gr.File(
+                        label="Downloads", file_count="multiple", interactive=False, visible=False, elem_id="downloads"
+                    )
+                    refused = refused_markdown(engine)
+                    if refused:
+                        with gr.Accordion(
+                            f"Adapters refused at start-up ({len(engine.pool.refused)})", open=False, elem_id="refused"
+                        ):
+                            gr.Markdown(refused)
+                with gr.Column(scale=7, min_width=340, elem_id="plots"):
+                    initial = {name: for_display(fig, name) for name, fig in dataset_figures(studio, defaults).items()}
+                    heatmap = gr.Plot(
+                        initial["signal_heatmap"], label="Signal heatmap", show_label=False, elem_id="plot-heatmap"
+                    )
+                    scatter = gr.Plot(
+                        initial["weight_similarity"],
+                        label="Merge weight vs task similarity",
+                        show_label=False,
+                        elem_id="plot-scatter",
+                    )
+                    latency = gr.Plot(
+                        initial["latency"], label="Latency amortisation", show_label=False, elem_id="plot-latency"
+                    )
+            if loragen is not None:
+                from .ui_loragen import loragen_tab
+
+                loragen_tab(loragen, engine)
         with gr.Row():
             with gr.Accordion("About the method and the plots", open=False):
                 gr.Markdown(text["about"])
             with gr.Accordion("Running, API and limits", open=False):
                 gr.Markdown(text["help"])
 
+        ui_api.register(studio)  # first, so that its endpoints keep the names /route and /generate
         # exports live in a private folder inside Gradio's cache, so Gradio serves them without a copy
         actions = Actions(studio, ExportFolder(downloads.GRADIO_CACHE))
-        controls = [signal, calibration, k, block, module, probe_input, aggregate]
+        controls = [signal, calibration, k, block, module, probe_input, aggregate, weighting, temperature]
+        overrides = [pin, exclude]
         routed = [table, heatmap, scatter, status, shown]
-        route_btn.click(on_gpu(actions.route), [prompt, *controls], routed, api_name="route")
-        generate_btn.click(
-            on_gpu(actions.generate),
-            [prompt, *controls, mode, max_new],
-            [answer, table, heatmap, scatter, latency, status, shown],
-            api_name="generate",
-        )
+        private = {"api_visibility": "private"}
+        route_btn.click(on_gpu(actions.route), [prompt, *controls, *overrides], routed, **private)
+        generation = {
+            "fn": on_gpu(actions.generate),
+            "inputs": [prompt, *controls, *overrides, manual, compare, mode, max_new, sample_t, top_p, seed],
+            "outputs": [answer, base_answer, manual_answer, table, heatmap, scatter, latency, status, shown],
+            **private,
+        }
+        generate_event = generate_btn.click(**generation)
+        submit_event = prompt.submit(**generation)
+        stop_btn.click(None, cancels=[generate_event, submit_event], **private)
         reroute = {
             "fn": on_gpu(actions.reroute),
-            "inputs": [prompt, *controls, shown],
+            "inputs": [prompt, *controls, *overrides, shown],
             "outputs": routed,
-            "api_visibility": "private",
-            "trigger_mode": "always_last",
+            "trigger_mode": "always_last",  # one dependency for every control: the last setting always wins
+            **private,
         }
-        example.change(actions.pick_example, example, prompt, api_visibility="private").then(**reroute)
-        for control in (signal, calibration, module, probe_input, aggregate):
-            control.change(**reroute)
-        for slider in (k, block):
-            slider.release(**reroute)
+        example.change(actions.pick_example, example, prompt, **private).then(**reroute)
+        gr.on([control.change for control in (*controls, *overrides)], **reroute)
+        preset.input(actions.preset, preset, controls, **private)
+        compare_btn.click(actions.compare, prompt, comparison, **private)
+        copy_btn.click(actions.copy_mixture, shown, manual, **private)
+        card_pick.change(actions.card, card_pick, card, **private)
         for button, kind in ((html_btn, "html"), (png_btn, "png"), (csv_btn, "csv"), (zip_btn, "zip")):
             # exports read the session's state, so they are not API endpoints; one at a time (PNG starts Chromium)
             button.click(
-                actions.export(kind),
-                shown,
-                downloads,
-                api_visibility="private",
-                concurrency_limit=1,
-                concurrency_id="export",
+                actions.export(kind), shown, downloads, concurrency_limit=1, concurrency_id="export", **private
             )
 
     demo.queue(max_size=queue_size, default_concurrency_limit=concurrency)

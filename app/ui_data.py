@@ -69,17 +69,41 @@ def examples_from_tasks(tasks: Mapping[str, Task], per_task: int = EXAMPLES_PER_
     return sorted(examples, key=lambda e: (e.category, e.held_out, e.task))
 
 
-def adapter_categories(adapter_dirs: Iterable[tuple[str, str]], assets_dir: Path) -> dict[str, str]:
-    """adapter -> category from card.json beside the adapter, else assets/adapters/<name>/card.json, else unknown."""
-    categories = {}
+def adapter_cards(adapter_dirs: Iterable[tuple[str, str]], assets_dir: Path) -> dict[str, dict]:
+    """adapter -> its card.json (beside the adapter, else assets/adapters/<name>/card.json), {} when it has none."""
+    cards = {}
     for name, source in adapter_dirs:
-        category = UNKNOWN_CATEGORY
+        cards[name] = {}
         for card in (Path(source) / "card.json", assets_dir / "adapters" / name / "card.json"):
             if card.is_file():
-                category = json.loads(card.read_text(encoding="utf-8")).get("category", UNKNOWN_CATEGORY)
+                cards[name] = json.loads(card.read_text(encoding="utf-8"))
                 break
-        categories[name] = category
-    return categories
+    return cards
+
+
+def adapter_categories(adapter_dirs: Iterable[tuple[str, str]], assets_dir: Path) -> dict[str, str]:
+    """adapter -> category from its card, else unknown."""
+    cards = adapter_cards(adapter_dirs, assets_dir)
+    return {name: card.get("category", UNKNOWN_CATEGORY) for name, card in cards.items()}
+
+
+def card_markdown(name: str, card: Mapping) -> str:
+    """An adapter's card as a few lines: task, category, measured scores, training."""
+    if not card:
+        return f"**{name}**: no card.json (no task or scores recorded)."
+    lines = [f"**{name}** · {card.get('category', UNKNOWN_CATEGORY)}", card.get("description", "")]
+    if "adapter_score" in card:
+        lines.append(
+            f"Measured on {card.get('n_test', '?')} test inputs ({card.get('metric', 'score')}): "
+            f"adapter **{card['adapter_score']:.1f}** vs base {card.get('base_score', float('nan')):.1f}"
+        )
+    training = card.get("training") or {}
+    if training:
+        lines.append(
+            f"Trained: rank {training.get('rank')}, targets {', '.join(training.get('targets', []))}, "
+            f"{training.get('steps')} steps on {training.get('examples')} examples"
+        )
+    return "  \n".join(filter(None, lines))
 
 
 def _read_csv(path: Path, **kwargs) -> pd.DataFrame | None:
@@ -91,6 +115,7 @@ class StudioData:
     """The static data of the UI. Built by `load` from the assets folder, or directly in tests."""
 
     adapter_categories: dict[str, str]
+    cards: dict[str, dict] = field(default_factory=dict)  # adapter -> card.json
     task_categories: dict[str, str] = field(default_factory=dict)
     tasks: dict[str, Task] = field(default_factory=dict)
     examples: list[Example] = field(default_factory=list)
@@ -108,6 +133,7 @@ class StudioData:
         centroids = results / "task_centroids.json"
         return cls(
             adapter_categories=adapter_categories(adapter_dirs, assets_dir),
+            cards=adapter_cards(adapter_dirs, assets_dir),
             task_categories={t.name: t.category for t in tasks.values()},
             tasks=tasks,
             examples=list(examples) if examples is not None else examples_from_tasks(tasks),

@@ -1,7 +1,7 @@
 """Handlers of the LoGo Studio UI: plain functions from the engine and plain values to tables, figures and files.
 
-Nothing here builds a layout; `app/ui.py` wires these to components. Every figure comes from
-`analysis.figures`, every file from `analysis.export`: the UI does no plotting maths of its own.
+Nothing here builds a layout; `app/ui.py` wires these to components. Figures come from app/ui_figures.py (built
+on analysis.figures), files from analysis.export, the maths of routing from the engine (logo/).
 """
 
 from __future__ import annotations
@@ -15,24 +15,27 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
+import torch
 
-from analysis import export, figures
+from analysis import export
 from analysis.similarity import TaskEmbedder, load_task_centroids
 from logo.config import GenerationConfig, ProbeConfig, RoutingConfig, as_int, check_text, field_default
 from logo.engine import LoGoEngine
 from logo.probe import decoder_blocks
 from logo.results import Generation, Routing
+from logo.signals import calibrate, select_top_k
 
+from . import ui_figures
 from .ui_data import UNKNOWN_CATEGORY, StudioData
+from .ui_overrides import Override, manual_mixture
 
 MAX_PROMPT_CHARS = 2000  # a few hundred tokens: well inside the engine's max_prompt_tokens, quick to probe
 UI_MAX_NEW_TOKENS = 256  # the slider's top (the paper's budget), unless the engine's own cap is lower
 TABLE_COLUMNS = ["adapter", "category", "signal", "score", "weight", "selected"]
 FIGURES = ("signal_heatmap", "weight_similarity", "latency")  # export file names, in display order
-PROMPT_ROW = "▶ this prompt"
-# the zoo's evaluation scatter has 18,600 points (~1.5 MB of JSON that Gradio keeps in every session): the page
-# draws a fixed sample of this many, which keeps the cloud's shape
-MAX_SCATTER_POINTS = 2000
+PROMPT_ROW = ui_figures.PROMPT_ROW
+DATASET_PROBE = ProbeConfig(block=-1)  # where analysis/report.py measured the committed signals_*.csv
+NO_OVERRIDE = Override()
 ROUTING_DRAWN = ("prompt", "adapters", "signals", "scores", "selected", "weights", "config")  # what the plots show
 
 
@@ -40,8 +43,8 @@ ROUTING_DRAWN = ("prompt", "adapters", "signals", "scores", "selected", "weights
 class Controls:
     """The routing settings of the UI, defaulting to RoutingConfig's and ProbeConfig's own defaults.
 
-    `block` is the index the slider shows (non-negative); the last block maps to the default -1. Numbers may
-    arrive as floats from sliders and the web API: 3.0 is 3, but 2.7 is an error, never silently 2.
+    `block` is the index the slider shows (non-negative); the last block maps to -1. Numbers may arrive as
+    floats from sliders and the web API: 3.0 is 3, but 2.7 is an error, never silently 2.
     """
 
     signal: str = field_default(RoutingConfig, "signal")
@@ -51,17 +54,26 @@ class Controls:
     module: str = field_default(ProbeConfig, "module")
     probe_input: str = field_default(ProbeConfig, "probe_input")
     aggregate: str = field_default(ProbeConfig, "aggregate")
+    weighting: str = field_default(RoutingConfig, "weighting")
+    temperature: float = field_default(RoutingConfig, "temperature")
 
     def routing(self, n_blocks: int) -> RoutingConfig:
         block = as_int("probe block", self.block)
-        block = -1 if block in (-1, n_blocks - 1) else block  # -1 shares the calibration cache
+        block = -1 if block in (-1, n_blocks - 1) else block - n_blocks if block >= 0 else block  # from the end
         probe = ProbeConfig(block=block, module=self.module, probe_input=self.probe_input, aggregate=self.aggregate)
-        return RoutingConfig(signal=self.signal, k=self.k, calibration=self.calibration, probe=probe)
+        return RoutingConfig(
+            signal=self.signal,
+            k=self.k,
+            calibration=self.calibration,
+            probe=probe,
+            weighting=self.weighting,
+            temperature=self.temperature,
+        )
 
 
 @dataclass(frozen=True)
 class View:
-    """What the page shows for one routing (and, after Generate, its answer): plain values and figures."""
+    """What the page shows for one routing (and, after Generate, its answers): plain values and figures."""
 
     routing: Routing
     table: pd.DataFrame
@@ -70,15 +82,18 @@ class View:
     notes: tuple[str, ...] = ()
     stats: str = ""
     generation: Generation | None = None  # the answer's generation; after a re-route, of the earlier routing
+    base: Generation | None = None  # the base model's answer to the same prompt
+    manual: Generation | None = None  # the manual mixture's (or the oracle adapter's) answer
+    manual_label: str = ""  # what the manual answer used: "oracle: en_fr", "manual: en_fr=0.7, en_de=0.3"
 
     def kept(self) -> Shown:
         """What the session keeps of this view between requests (no figures, no table)."""
-        return Shown(self.routing, self.generation)
+        return Shown(self.routing, self.generation, self.base, self.manual, self.manual_label)
 
 
 @dataclass(frozen=True)
 class Shown:
-    """What a session keeps between requests: the routing on screen and the generation of its answer.
+    """What a session keeps between requests: the routing on screen and the generations of its answers.
 
     Plain values only: Gradio keeps one per session (hundreds of sessions), so figures and tables are drawn
     again from it when the session exports, never stored.
@@ -86,6 +101,9 @@ class Shown:
 
     routing: Routing
     generation: Generation | None = None
+    base: Generation | None = None
+    manual: Generation | None = None
+    manual_label: str = ""
     drawn: bool = True  # False once the plots show the dataset instead (the prompt was cleared)
 
     def draws_as(self, routing: Routing) -> bool:
@@ -103,9 +121,7 @@ class Studio:
     embedder: TaskEmbedder | None = None  # None: all-MiniLM-L6-v2, built on first use
     n_blocks: int = 0
     _centroids: dict[str, np.ndarray] | None = field(default=None, repr=False)
-    _base_curves: dict[int, tuple[float, ...]] = field(default_factory=dict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)  # embedder and centroids
-    _base_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)  # one base measurement at a time
 
     def __post_init__(self) -> None:
         self.n_blocks = self.n_blocks or len(decoder_blocks(self.engine.model))
@@ -131,23 +147,71 @@ class Studio:
             self.embedder = TaskEmbedder()
         return self.embedder
 
-    def warm_up(self) -> None:
-        """Load the task centroids and the embedder now (a background thread at startup), not in a request."""
+    def warm_up(self, probes: tuple[ProbeConfig, ...] = ()) -> None:
+        """Centroids, the embedder and the calibration statistics of `probes` now (a thread at start-up)."""
+        for probe in probes:
+            self.engine.calibration_stats(probe)
         if self.centroids():
             self.task_embedder().embed(["warm-up"])
 
-    def base_curve(self, prompt: str, max_new_tokens: int) -> tuple[float, ...]:
-        """Per-token timestamps (ms) of the base model on the same token budget; measured once per budget."""
-        with self._base_lock:
-            if max_new_tokens not in self._base_curves:
-                base = self.engine.generate(prompt, generation=base_generation_config(max_new_tokens), mixture={})
-                self._base_curves[max_new_tokens] = base.token_times_ms
-            return self._base_curves[max_new_tokens]
+    def oracle(self, prompt: str) -> str | None:
+        """The adapter trained on the task of `prompt` when it is one of the examples (a zoo test input)."""
+        for example in self.data.examples:
+            if example.prompt.strip() == prompt.strip() and example.task in self.engine.adapter_names:
+                return example.task
+        return None
+
+    def dataset_rows(self, signal: str, calibration: str, probe: ProbeConfig) -> ui_figures.DatasetRows:
+        """The committed task rows in the routing's quantity, where they were measured at the routing's probe."""
+        matrix = self.data.dataset_matrix(signal, self.engine.adapter_names)
+        if matrix is None:
+            return ui_figures.DatasetRows(None, "no evaluation results committed yet")
+        if (
+            block_index(probe.block, self.n_blocks) != block_index(DATASET_PROBE.block, self.n_blocks)
+            or replace(probe, block=DATASET_PROBE.block) != DATASET_PROBE
+        ):
+            where = f"block {self.n_blocks - 1} (the last), {DATASET_PROBE.module}, {DATASET_PROBE.probe_input} input"
+            return ui_figures.DatasetRows(
+                None,
+                f"evaluation rows hidden: they were measured at {where}, {DATASET_PROBE.aggregate} token; "
+                f"choose that probe to compare",
+            )
+        if calibration == "none":
+            return ui_figures.DatasetRows(matrix, "rows below: evaluation tasks, mean raw signal of their test inputs")
+        stats = self.engine.calibration_stats(DATASET_PROBE)
+        index = [self.engine.adapter_names.index(a) for a in matrix.columns]
+        mean, std = (t[index] for t in stats.tensors(signal, "cpu"))
+        scores = calibrate(torch.tensor(matrix.to_numpy(), dtype=torch.float32), mean, std, calibration)  # (T, A)
+        calibrated = pd.DataFrame(scores.numpy(), index=matrix.index, columns=matrix.columns)
+        words = ui_figures.QUANTITIES[calibration][1]
+        return ui_figures.DatasetRows(calibrated, f"rows below: evaluation tasks, their mean signal as {words}")
+
+    def method_points(self, signal: str, calibration: str) -> tuple[pd.DataFrame | None, str]:
+        """The committed evaluation scatter of the LoGo method with this signal (and calibration): (points, label)."""
+        points = self.data.weight_similarity
+        if points is None or points.empty:
+            return None, "no evaluation results committed yet"
+        if "method" not in points.columns:
+            return points, "evaluation set"
+        wanted = f"logo_{signal}" + ("_cal" if calibration != "none" else "")
+        methods = set(points["method"])
+        if wanted in methods:
+            return points[points["method"] == wanted], f"evaluation set, {wanted}"
+        other = f"logo_{signal}" + ("" if calibration != "none" else "_cal")
+        if other in methods:
+            state = "uncalibrated" if calibration != "none" else "calibrated"
+            return points[points["method"] == other], f"evaluation set, {other} ({state}: no {wanted} run committed)"
+        return None, f"no evaluation of {wanted} committed"
 
 
-def base_generation_config(max_new_tokens: int) -> GenerationConfig:
-    """Greedy, past end-of-sequence to the full budget (a full-length base curve)."""
-    return GenerationConfig(max_new_tokens=max_new_tokens, ignore_eos=True)
+def block_index(block: int, n_blocks: int) -> int:
+    return block % n_blocks
+
+
+def config_of(record: Mapping) -> RoutingConfig:
+    """The RoutingConfig a routing recorded (Routing.config: its fields, the reference and any page override)."""
+    names = set(RoutingConfig.__dataclass_fields__) - {"probe"}
+    return RoutingConfig(**{n: record[n] for n in names if n in record}, probe=ProbeConfig(**record["probe"]))
 
 
 # ---------------------------------------------------------------- input checks
@@ -198,32 +262,7 @@ def routing_table(routing: Routing, categories: Mapping[str, str]) -> pd.DataFra
         for name, signal, score in zip(routing.adapters, routing.signals, routing.scores, strict=True)
     ]
     table = pd.DataFrame(rows, columns=TABLE_COLUMNS)
-    return table.sort_values("score", ascending=False, kind="stable").reset_index(drop=True)
-
-
-def _subtitle(fig: go.Figure, text: str) -> go.Figure:
-    return fig.update_layout(title_subtitle={"text": text, "font": {"size": 13, "color": "#666666"}})
-
-
-def heatmap_figure(studio: Studio, signal: str, routing: Routing | None = None) -> go.Figure:
-    """This prompt's scores (when routed) as the top row over the dataset-level signal heatmap (when committed)."""
-    matrix = studio.data.dataset_matrix(signal, studio.engine.adapter_names)
-    notes = []
-    if routing is not None:
-        calibration = routing.config["calibration"]
-        scored = "raw signal" if calibration == "none" else f"{calibration}-calibrated score"
-        notes.append(f"top row: this prompt ({scored})")
-    else:
-        notes.append("route a prompt to add its row")
-    notes.append("rows: evaluation tasks (raw signal)" if matrix is not None else "no evaluation results committed yet")
-    fig = figures.signal_heatmap(
-        matrix,
-        studio.data.adapter_categories,
-        studio.data.task_categories or None,
-        prompt_row=(PROMPT_ROW, routing.score_by_adapter) if routing is not None else None,
-        title=f"{signal.capitalize()} signal per adapter",
-    )
-    return _subtitle(fig, "; ".join(notes))
+    return table.sort_values(["selected", "score"], ascending=False, kind="stable").reset_index(drop=True)
 
 
 def prompt_similarities(studio: Studio, routing: Routing) -> dict[str, float]:
@@ -237,8 +276,20 @@ def prompt_similarities(studio: Studio, routing: Routing) -> dict[str, float]:
     return {name: embedder.similarity(prompt_vector, centroids[name]) for name in known}
 
 
-def scatter_figure(studio: Studio, routing: Routing | None = None) -> go.Figure:
-    """This prompt's selected adapters (weight, similarity) over the dataset-level scatter (when committed)."""
+def heatmap_figure(studio: Studio, controls: Controls, routing: Routing | None = None) -> go.Figure:
+    config = controls.routing(studio.n_blocks) if routing is None else config_of(routing.config)
+    rows = studio.dataset_rows(config.signal, config.calibration, config.probe)
+    data = studio.data
+    fig = ui_figures.heatmap_figure(
+        config.signal, config.calibration, data.adapter_categories, data.task_categories, rows, routing
+    )
+    drawn = {"signal": config.signal, "calibration": config.calibration, "block": config.probe.block % studio.n_blocks}
+    selected = list(routing.selected) if routing is not None else []
+    return fig.update_layout(meta={**drawn, "k": config.k, "selected": selected})  # what the page checks
+
+
+def scatter_figure(studio: Studio, signal: str, calibration: str, routing: Routing | None = None) -> go.Figure:
+    """This prompt's selected adapters (weight, similarity) over the evaluation set of the matching method."""
     notes, highlight = [], None
     similarity = prompt_similarities(studio, routing) if routing is not None else {}
     if similarity:
@@ -250,28 +301,15 @@ def scatter_figure(studio: Studio, routing: Routing | None = None) -> go.Figure:
             notes.append(f"{len(routing.selected) - len(rows)} selected adapter(s) have no task centroid")
     elif routing is not None:
         notes.append("similarity unavailable: no task centroids or dev sets for these adapters")
-    points = studio.data.weight_similarity
-    if points is None:
-        notes.append("no evaluation results committed yet")
-    elif len(points) > MAX_SCATTER_POINTS:
-        notes.append(f"blue: {MAX_SCATTER_POINTS:,} of the evaluation set's {len(points):,} points")
-        points = points.sample(MAX_SCATTER_POINTS, random_state=0)
-    else:
-        notes.append("blue: the evaluation set")
-    fig = figures.weight_similarity_scatter(points, highlight=highlight, title="Merge weight vs task similarity")
-    return _subtitle(fig, "; ".join(notes))
+    points, label = studio.method_points(signal, calibration)
+    notes.append(f"blue: {label}" if points is not None else label)
+    return ui_figures.scatter_figure(points, label, highlight, notes)
 
 
-def latency_figure(studio: Studio, generation: Generation | None = None) -> go.Figure:
-    """Average time per token against tokens generated (probe and merge included) vs the base model."""
-    if generation is None:
-        return figures.latency_curve({}, title="Latency amortisation")
-    budget = generation.config["max_new_tokens"]
-    label = f"LoGo ({generation.mode}, k={len(generation.mixture)})"
-    base = studio.base_curve(generation.prompt, budget)
-    curves = {label: list(generation.token_times_ms), "base model": list(base)}
-    fig = figures.latency_curve(curves, title="Latency amortisation")
-    return _subtitle(fig, f"average time per token, probe and merge included; budget {budget} new tokens")
+def latency_figure(studio: Studio, generation: Generation | None, base: Generation | None) -> go.Figure:
+    engine = studio.engine
+    bench = ui_figures.bench_curves(engine.device.type, str(next(engine.model.parameters()).dtype).split(".")[-1])
+    return ui_figures.latency_figure(generation, base, bench)
 
 
 def generation_stats(generation: Generation) -> str:
@@ -284,50 +322,105 @@ def generation_stats(generation: Generation) -> str:
     )
 
 
-# ---------------------------------------------------------------- the two actions
+# ---------------------------------------------------------------- routing and answers
 
 
-def dataset_figures(studio: Studio, signal: str) -> dict[str, go.Figure]:
+def dataset_figures(studio: Studio, controls: Controls) -> dict[str, go.Figure]:
     """What the plots show before any prompt: the committed dataset-level results (or a note), no latency yet."""
     return {
-        "signal_heatmap": heatmap_figure(studio, signal),
-        "weight_similarity": scatter_figure(studio),
-        "latency": latency_figure(studio),
+        "signal_heatmap": heatmap_figure(studio, controls),
+        "weight_similarity": scatter_figure(studio, controls.signal, controls.calibration),
+        "latency": latency_figure(studio, None, None),
     }
 
 
 def view_of(studio: Studio, routing: Routing, notes: list[str] | tuple[str, ...] = ()) -> View:
+    config = routing.config
     figs = {
-        "signal_heatmap": heatmap_figure(studio, routing.config["signal"], routing),
-        "weight_similarity": scatter_figure(studio, routing),
+        "signal_heatmap": heatmap_figure(studio, Controls(), routing),
+        "weight_similarity": scatter_figure(studio, config["signal"], config["calibration"], routing),
     }
     return View(routing, routing_table(routing, studio.data.adapter_categories), figs, notes=tuple(notes))
 
 
-def route_view(studio: Studio, prompt: str, controls: Controls) -> View:
+def routed(studio: Studio, prompt: str, controls: Controls, override: Override = NO_OVERRIDE) -> Routing:
+    """engine.route with the page's exclusions, then the pinned adapters forced in (weights by the same rule)."""
+    config = controls.routing(studio.n_blocks)
+    override.check(studio.engine.adapter_names, config.k)
+    routing = studio.engine.route(prompt, config, exclude=override.exclude)[0]
+    if not override.pin or set(override.pin) <= set(routing.selected):
+        return replace(routing, config={**routing.config, **override.record()}) if override.active else routing
+    scores = routing.score_by_adapter
+    rest = [a for a in sorted(scores, key=scores.get, reverse=True) if a not in override.pin + override.exclude]
+    chosen = [*override.pin, *rest[: max(config.k - len(override.pin), 0)]]
+    index, weights = select_top_k(torch.tensor([[scores[a] for a in chosen]]), len(chosen), **config.selection())
+    selected = tuple(chosen[i] for i in index[0].tolist() if i >= 0)
+    kept = tuple(w for i, w in zip(index[0].tolist(), weights[0].tolist(), strict=True) if i >= 0)
+    return replace(routing, selected=selected, weights=kept, config={**routing.config, **override.record()})
+
+
+def route_view(studio: Studio, prompt: str, controls: Controls, override: Override = NO_OVERRIDE) -> View:
     """One probe pass (engine.route) and its table, heatmap and scatter."""
     prompt, notes = clean_prompt(prompt)
-    routing = studio.engine.route(prompt, controls.routing(studio.n_blocks))[0]
-    return view_of(studio, routing, notes)
+    return view_of(studio, routed(studio, prompt, controls, override), notes)
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """The page's decoding settings."""
+
+    mode: str = field_default(GenerationConfig, "mode")
+    max_new_tokens: int = field_default(GenerationConfig, "max_new_tokens")
+    temperature: float = field_default(GenerationConfig, "temperature")
+    top_p: float = field_default(GenerationConfig, "top_p")
+    seed: int | None = None
+
+    def config(self, cap: int) -> tuple[GenerationConfig, list[str]]:
+        n_tokens, capped = cap_new_tokens(self.max_new_tokens, cap)
+        seed = None if self.seed in (None, "") else self.seed
+        return GenerationConfig(self.mode, n_tokens, self.temperature, self.top_p, seed=seed), capped
 
 
 def generate_stream(
-    studio: Studio, prompt: str, controls: Controls, mode: str, max_new_tokens: int
+    studio: Studio,
+    prompt: str,
+    controls: Controls,
+    sampling: Sampling,
+    override: Override = NO_OVERRIDE,
+    manual: str = "",
+    compare: bool = True,
 ) -> Iterator[tuple[str, View | None]]:
-    """Route and answer, yielding (answer so far, None) while decoding and (answer, full View) at the end."""
+    """Route and answer, yielding (answer so far, None) while decoding and (answer, View) when LoGo is done,
+    then again (answer, View) with the base model's and the manual mixture's answers to the same prompt."""
     prompt, notes = clean_prompt(prompt)
-    n_tokens, capped = cap_new_tokens(max_new_tokens, token_cap(studio.engine))
-    generation_config = GenerationConfig(mode=mode, max_new_tokens=n_tokens)
+    generation_config, capped = sampling.config(token_cap(studio.engine))
+    engine = studio.engine
+    mixture, manual_label = manual_mixture(manual, engine.adapter_names, studio.oracle(prompt))
+    config = controls.routing(studio.n_blocks)
+    if override.active:  # routed by the page (pins, exclusions): the answer's clock starts after that routing
+        routing = routed(studio, prompt, controls, override)
+        stream = engine.stream(prompt, None, generation_config, mixture=routing.mixture)
+    else:  # routed inside the request: its clock counts the probe
+        stream = engine.stream(prompt, config, generation_config)
     text = ""
-    with studio.engine.stream(prompt, controls.routing(studio.n_blocks), generation_config) as stream:
+    with stream:
         for piece in stream:
             text += piece
             yield text, None
         generation = stream.result
-    view = view_of(studio, generation.routing, notes + capped)
-    figs = {**view.figures, "latency": latency_figure(studio, generation)}
+    routing = generation.routing if generation.routing is not None else routing
+    generation = replace(generation, routing=routing)
+    view = view_of(studio, routing, notes + capped)
     stats = generation_stats(generation)
-    yield generation.text, replace(view, figures=figs, answer=generation.text, stats=stats, generation=generation)
+    view = replace(view, answer=generation.text, stats=stats, generation=generation)
+    figs = {**view.figures, "latency": latency_figure(studio, generation, None)}
+    yield generation.text, replace(view, figures=figs)
+    if not compare:
+        return
+    base = engine.generate(prompt, None, generation_config, mixture={})
+    other = engine.generate(prompt, None, generation_config, mixture=mixture) if mixture else None
+    figs = {**view.figures, "latency": latency_figure(studio, generation, base)}
+    yield generation.text, replace(view, figures=figs, base=base, manual=other, manual_label=manual_label, notes=())
 
 
 def view_of_shown(studio: Studio, shown: Shown) -> View:
@@ -335,8 +428,35 @@ def view_of_shown(studio: Studio, shown: Shown) -> View:
     view = view_of(studio, shown.routing)
     if shown.generation is None:
         return view
-    figs = {**view.figures, "latency": latency_figure(studio, shown.generation)}
-    return replace(view, figures=figs, answer=shown.generation.text, generation=shown.generation)
+    figs = {**view.figures, "latency": latency_figure(studio, shown.generation, shown.base)}
+    return replace(
+        view,
+        figures=figs,
+        answer=shown.generation.text,
+        generation=shown.generation,
+        base=shown.base,
+        manual=shown.manual,
+        manual_label=shown.manual_label,
+    )
+
+
+def compare_presets(studio: Studio, prompt: str, first: str = "paper", second: str = "recommended") -> str:
+    """Markdown: the top-k of two routing presets on the same prompt, and what differs."""
+    prompt, _ = clean_prompt(prompt)
+    k = min(RoutingConfig().k, len(studio.engine.adapter_names))
+    a, b = (studio.engine.route(prompt, RoutingConfig.preset(p, k=k))[0] for p in (first, second))
+    lines = [f"| | **{first}** | **{second}** |", "|---|---|---|"]
+    for rank in range(max(len(a.selected), len(b.selected))):
+        cells = [f"{r.selected[rank]} ({r.weights[rank]:.2f})" if rank < len(r.selected) else "" for r in (a, b)]
+        lines.append(f"| top {rank + 1} | {cells[0]} | {cells[1]} |")
+    only_a, only_b = sorted(set(a.selected) - set(b.selected)), sorted(set(b.selected) - set(a.selected))
+    same = sorted(set(a.selected) & set(b.selected))
+    lines.append("")
+    lines.append(
+        f"**Shared:** {', '.join(same) or 'none'} · **only {first}:** {', '.join(only_a) or 'none'} · "
+        f"**only {second}:** {', '.join(only_b) or 'none'}"
+    )
+    return "\n".join(lines)
 
 
 # ---------------------------------------------------------------- exports

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,11 +36,25 @@ class Made:
 
 
 class LoraGenTab:
-    """The tab's handlers, apart from the widgets so tests can call them. The edge model is the engine's."""
+    """The tab's handlers, apart from the widgets so tests can call them. The edge model is the engine's.
 
-    def __init__(self, generator: LoraGenerator, engine: LoGoEngine, workdir: Path | None = None):
-        self.generator, self.engine = generator, engine
+    `generator` is a LoraGenerator or a function that loads one: then it is loaded on the first Generate (its
+    reader model takes a while), so the Studio starts without waiting for it.
+    """
+
+    def __init__(
+        self, generator: LoraGenerator | Callable[[], LoraGenerator], engine: LoGoEngine, workdir: Path | None = None
+    ):
+        self._generator, self.engine = generator, engine
+        self._lock = threading.Lock()
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix="logo-loragen-"))
+
+    @property
+    def generator(self) -> LoraGenerator:
+        with self._lock:
+            if not isinstance(self._generator, LoraGenerator):
+                self._generator = self._generator()
+            return self._generator
 
     def generate(self, description: str, demos_text: str) -> tuple[Made, go.Figure, str, str]:
         """(the adapter, its gate heatmap, the card in markdown, the zip to download)."""
@@ -106,8 +122,8 @@ def _shown(fn):
     return run
 
 
-def loragen_tab(generator: LoraGenerator, engine: LoGoEngine) -> gr.Tab:
-    """The LoRA-Gen tab; call it inside the app's gr.Blocks."""
+def loragen_tab(generator: LoraGenerator | Callable[[], LoraGenerator], engine: LoGoEngine) -> gr.Tab:
+    """The LoRA-Gen tab; call it inside the app's gr.Blocks (a function as `generator` loads it on first use)."""
     handlers = LoraGenTab(generator, engine)
     with gr.Tab("LoRA-Gen", elem_id="loragen") as tab:
         made = gr.State(None)
@@ -137,7 +153,17 @@ def loragen_tab(generator: LoraGenerator, engine: LoGoEngine) -> gr.Tab:
             in_context = gr.Textbox(label="Base model, description in context", elem_id="loragen-in-context")
         latency = gr.Markdown(elem_id="loragen-latency")
         generate_btn.click(
-            _shown(handlers.generate), [description, demos], [made, heatmap, card, archive], concurrency_limit=1
+            _shown(handlers.generate),
+            [description, demos],
+            [made, heatmap, card, archive],
+            concurrency_limit=1,
+            api_visibility="private",
         )
-        try_btn.click(_shown(handlers.try_input), [made, text], [adapted, in_context, latency], concurrency_limit=1)
+        try_btn.click(
+            _shown(handlers.try_input),
+            [made, text],
+            [adapted, in_context, latency],
+            concurrency_limit=1,
+            api_visibility="private",
+        )
     return tab

@@ -1,0 +1,240 @@
+"""What the page's events call: plain values in, component values out; failures become messages in the page."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+
+import gradio as gr
+import pandas as pd
+import plotly.graph_objects as go
+
+from analysis.export import ExportFolder, PngExportUnavailable
+from logo.config import RoutingConfig
+
+from .ui_data import card_markdown
+from .ui_handlers import (
+    Controls,
+    Sampling,
+    Shown,
+    Studio,
+    View,
+    compare_presets,
+    dataset_figures,
+    export_view,
+    generate_stream,
+    route_view,
+    view_of_shown,
+)
+from .ui_overrides import Override, mixture_text
+
+log = logging.getLogger(__name__)
+MIN_PLOT_HEIGHT = 260  # px: a heatmap of one prompt row is otherwise a thin strip
+EMPTY_PLOT_HEIGHT = 240  # px: a figure that only says what is missing
+N_CONTROLS = len(Controls.__dataclass_fields__)
+SELECTED_ROW = "background-color: rgba(99, 102, 241, 0.16); font-weight: 600"
+
+
+@contextlib.contextmanager
+def shown_errors():
+    """Turn a failing request into a message in the page; the app keeps serving the next one."""
+    try:
+        yield
+    except gr.Error:
+        raise
+    except (ValueError, KeyError, FileNotFoundError, PngExportUnavailable) as err:
+        raise gr.Error(str(err)) from err
+    except Exception as err:  # the UI boundary: anything else is logged and reported, never kills the server
+        log.exception("request failed")
+        raise gr.Error(f"The request failed ({type(err).__name__}: {err}). Try again or change the settings.") from err
+
+
+def notify(view: View) -> str:
+    """Toast each notice (caps applied) and return them as a status line."""
+    for note in view.notes:
+        gr.Warning(note)
+    return " ".join(f"⚠ {note}" for note in view.notes)
+
+
+def for_display(fig: go.Figure, name: str = "") -> go.Figure:
+    """A copy for the page: the heatmap keeps its width (its column scrolls sideways), the others fill the column."""
+    height = max(fig.layout.height or 0, MIN_PLOT_HEIGHT) if fig.data else EMPTY_PLOT_HEIGHT  # a note needs little room
+    keep_width = name == "signal_heatmap" and fig.data
+    return go.Figure(fig).update_layout(width=fig.layout.width if keep_width else None, autosize=True, height=height)
+
+
+def display_table(table: pd.DataFrame):
+    """The routing table as shown: 4 significant digits, a check mark and the selected rows highlighted."""
+    shown = table.copy()
+    selected = list(shown["selected"])
+    shown["selected"] = ["✓" if s else "" for s in selected]
+    styled = shown.style.apply(lambda row: [SELECTED_ROW if selected[row.name] else ""] * len(row), axis=1)
+    return styled.format({"signal": "{:.4g}", "score": "{:.4g}", "weight": "{:.3f}"})
+
+
+def answer_box(generation, label: str) -> dict:
+    if generation is None:
+        return gr.update(value="", label=label)
+    t = generation.timings
+    return gr.update(value=generation.text, label=f"{label} · {generation.n_tokens} tokens, {t.total_ms:,.0f} ms")
+
+
+def logo_label(view: View) -> str:
+    mixture = ", ".join(f"{n} {w:.2f}" for n, w in zip(view.routing.selected, view.routing.weights, strict=True))
+    return f"LoGo ({mixture})"
+
+
+class Actions:
+    """The page's handlers. The session keeps a `Shown` (plain values); a settings change that would not change
+    the table or the plots sends none of them again (gr.skip())."""
+
+    def __init__(self, studio: Studio, exports: ExportFolder | None = None):
+        self.studio = studio
+        self.exports = exports or ExportFolder()
+        self._dataset: dict[tuple, dict[str, go.Figure]] = {}  # controls -> the displayed dataset figures
+
+    def _routed(self, view: View, status: str, previous: Shown | None) -> tuple:
+        """-> table, heatmap, scatter, status, shown; the table and plots are skipped when they would not change."""
+        if previous is not None and previous.draws_as(view.routing):
+            return gr.skip(), gr.skip(), gr.skip(), status, view.kept()
+        figs = view.figures
+        heatmap = for_display(figs["signal_heatmap"], "signal_heatmap")
+        scatter = for_display(figs["weight_similarity"])
+        return display_table(view.table), heatmap, scatter, status, view.kept()
+
+    def dataset_figures(self, controls: Controls) -> dict[str, go.Figure]:
+        key = (
+            controls.signal,
+            controls.calibration,
+            controls.block,
+            controls.module,
+            controls.probe_input,
+            controls.aggregate,
+        )
+        if key not in self._dataset:
+            figures = dataset_figures(self.studio, controls).items()
+            self._dataset[key] = {name: for_display(figure, name) for name, figure in figures}
+        return self._dataset[key]
+
+    def route(self, prompt: str, *settings) -> tuple:
+        """prompt, controls..., pin, exclude -> table, heatmap, scatter, status, shown."""
+        *controls, pin, exclude = settings
+        with shown_errors():
+            view = route_view(self.studio, prompt, Controls(*controls), Override(pin, exclude))
+        return self._routed(view, notify(view), previous=None)
+
+    def reroute(self, prompt: str, *settings_and_shown) -> tuple:
+        """A settings change re-routes at once and keeps the answers; without a prompt the plots show the dataset."""
+        *controls, pin, exclude, previous = settings_and_shown
+        if not (prompt or "").strip():  # nothing to route: the dataset-level plots of these settings
+            with shown_errors():
+                dataset = self.dataset_figures(Controls(*controls))
+            kept = replace(previous, drawn=False) if previous is not None else gr.skip()
+            return gr.skip(), dataset["signal_heatmap"], dataset["weight_similarity"], gr.skip(), kept
+        with shown_errors():
+            view = route_view(self.studio, prompt, Controls(*controls), Override(pin, exclude))
+        status = notify(view)
+        if previous is not None and previous.generation is not None:
+            view = replace(
+                view,
+                answer=previous.generation.text,
+                generation=previous.generation,
+                base=previous.base,
+                manual=previous.manual,
+                manual_label=previous.manual_label,
+            )
+            status = f"{status} Routing changed since these answers: click **Generate** to answer with it.".strip()
+        return self._routed(view, status, previous)
+
+    def generate(self, prompt: str, *settings) -> Iterator[tuple]:
+        """-> logo, base, manual answers, table, heatmap, scatter, latency, status, shown; LoGo streams first."""
+        controls, rest = settings[:N_CONTROLS], settings[N_CONTROLS:]
+        pin, exclude, manual, compare, mode, max_new, temperature, top_p, seed = rest
+        sampling = Sampling(mode, max_new, temperature, top_p, None if seed in (None, "") else int(seed))
+        skip7 = (gr.skip(),) * 7
+        with shown_errors():
+            stream = generate_stream(
+                self.studio, prompt, Controls(*controls), sampling, Override(pin, exclude), manual, compare
+            )
+            for text, view in stream:
+                if view is None:
+                    yield gr.update(value=text), gr.skip(), *skip7
+                    continue
+                table, heatmap, scatter, status, shown = self._routed(view, notify(view), previous=None)
+                latency = for_display(view.figures["latency"])
+                status = " ".join(filter(None, [status, view.stats]))
+                if view.base is None:
+                    waiting = "answering with the base model and the comparison…" if compare else ""
+                    yield (
+                        answer_box(view.generation, logo_label(view)),
+                        gr.update(value=waiting),
+                        gr.skip(),
+                        table,
+                        heatmap,
+                        scatter,
+                        latency,
+                        status,
+                        shown,
+                    )
+                    continue
+                manual_label = view.manual_label or "Manual mixture (type one below, or pick a zoo example)"
+                yield (
+                    gr.skip(),
+                    answer_box(view.base, "Base model (no adapter)"),
+                    answer_box(view.manual, manual_label.capitalize()),
+                    gr.skip(),
+                    gr.skip(),
+                    gr.skip(),
+                    latency,
+                    status,
+                    shown,
+                )
+
+    def export(self, kind: str) -> Callable[[Shown | None], dict]:
+        """The export button `kind`: files written into a fresh private folder, shown in the Downloads list."""
+
+        def run(shown: Shown | None) -> dict:
+            if shown is None:
+                raise gr.Error("Nothing to export yet: route or generate first.")
+            with shown_errors(), self.exports.new() as folder:
+                return gr.update(value=export_view(view_of_shown(self.studio, shown), kind, folder), visible=True)
+
+        run.__name__ = f"export_{kind}"
+        return run
+
+    def pick_example(self, index: int | None) -> str:
+        return gr.skip() if index is None else self.studio.data.examples[int(index)].prompt
+
+    def preset(self, name: str) -> tuple:
+        """A routing preset's values for signal, calibration, k, block, module, probe input, aggregate, weighting,
+        temperature (the slider's block index)."""
+        config = RoutingConfig.preset(name, k=min(RoutingConfig().k, len(self.studio.engine.adapter_names)))
+        probe = config.probe
+        block = probe.block % self.studio.n_blocks
+        return (
+            config.signal,
+            config.calibration,
+            config.k,
+            block,
+            probe.module,
+            probe.probe_input,
+            probe.aggregate,
+            config.weighting,
+            config.temperature,
+        )
+
+    def compare(self, prompt: str) -> str:
+        with shown_errors():
+            return compare_presets(self.studio, prompt)
+
+    def card(self, name: str | None) -> str:
+        if not name:
+            return ""
+        return card_markdown(name, self.studio.data.cards.get(name, {}))
+
+    def copy_mixture(self, shown: Shown | None) -> str:
+        if shown is None:
+            raise gr.Error("Route a prompt first: there is no LoGo mixture to copy.")
+        return mixture_text(shown.routing.selected, shown.routing.weights)

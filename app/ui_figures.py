@@ -1,0 +1,230 @@
+"""The Studio's three figures from plain values: heatmap (one quantity per colour bar), scatter density, latency.
+
+Built on analysis.figures (layout, categories, correlations); what is specific to the page lives here: which
+dataset rows match the selected routing, the 2-D density that replaces 9,000 SVG points, the selected adapters
+marked in the prompt row, the committed benchmark curves beside this request's. No gradio here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+
+from analysis import figures
+from logo.results import Generation, Routing
+
+PROMPT_ROW = "▶ this prompt"
+SELECTED = "#111111"  # outline of the selected adapters in the prompt row (high scores: yellow/green cells)
+DENSITY_BINS = 28  # per axis: the dataset cloud as counts in 28 x 28 cells, a few kB whatever its size
+BENCH_DIR = Path(__file__).resolve().parent.parent / "bench" / "results"
+QUANTITIES = {  # calibration -> (colour bar title, hover name, subtitle words)
+    "none": ("raw signal<br>(row min-max)", "raw signal", "raw signal, each row scaled to its min-max"),
+    "mean": ("signal /<br>ref. mean", "signal / reference mean", "signal / its mean on the reference prompts"),
+    "zscore": ("z-score", "z-score", "z-score against the reference prompts"),
+}
+
+
+@dataclass(frozen=True)
+class DatasetRows:
+    """The committed task x adapter rows in the routing's own quantity, or None with the reason they are not shown."""
+
+    matrix: pd.DataFrame | None
+    note: str
+
+
+def _subtitle(fig: go.Figure, text: str) -> go.Figure:
+    """The notes under the title, one line each ("; "-separated); the top margin grows by a line per extra note."""
+    lines = [part for part in text.split("; ") if part]
+    extra = 17 * max(len(lines) - 1, 0)
+    margin_top, height = fig.layout.margin.t or 0, fig.layout.height
+    fig.update_layout(margin_t=margin_top + extra, height=height + extra if height else None)
+    return fig.update_layout(title_subtitle={"text": "<br>".join(lines), "font": {"size": 12, "color": "#666666"}})
+
+
+def _legend_box(fig: go.Figure, name: str, color: str) -> None:
+    """A legend entry for outline boxes drawn as shapes (shapes have no legend of their own)."""
+    fig.add_trace(
+        go.Scatter(
+            x=[None],
+            y=[None],
+            mode="markers",
+            name=name,
+            marker=dict(symbol="square-open", size=13, color=color, line=dict(width=2, color=color)),
+            hoverinfo="skip",
+        )
+    )
+
+
+def heatmap_figure(
+    signal: str,
+    calibration: str,
+    adapter_categories: Mapping[str, str],
+    task_categories: Mapping[str, str],
+    dataset: DatasetRows,
+    routing: Routing | None = None,
+) -> go.Figure:
+    """One quantity under one colour bar: raw (row min-max) without calibration, the calibrated score with it.
+
+    The prompt row (when routed) and the dataset rows show the same quantity; the prompt row's selected adapters
+    are outlined in white, each dataset row's own-task adapter in red; both boxes have a legend entry.
+    """
+    colour_title, hover_name, words = QUANTITIES[calibration]
+    prompt_row = (PROMPT_ROW, routing.score_by_adapter) if routing is not None else None
+    fig = figures.signal_heatmap(
+        dataset.matrix,
+        dict(adapter_categories),
+        dict(task_categories) or None,
+        prompt_row=prompt_row,
+        title=f"{signal.capitalize()} signal per adapter: {hover_name}",
+        normalise_rows=calibration == "none",
+    )
+    if not fig.data:
+        return _subtitle(fig, dataset.note)
+    trace = fig.data[0]
+    trace.colorbar.title.text = colour_title
+    trace.text = [[cell.replace("<br>signal:", f"<br>{hover_name}:") for cell in row] for row in trace.text]
+    notes = [words]
+    if routing is not None:
+        columns = list(fig.layout.xaxis.ticktext or [])
+        for name in routing.selected:
+            if name in columns:
+                c = columns.index(name)
+                fig.add_shape(type="rect", x0=c - 0.5, x1=c + 0.5, y0=0, y1=1, line=dict(color=SELECTED, width=3))
+        _legend_box(fig, "selected for this prompt", SELECTED)
+    else:
+        notes.append("route a prompt to add its row")
+    if dataset.matrix is not None:
+        _legend_box(fig, "the row's own-task adapter", figures.HIGHLIGHT)
+    notes.append(dataset.note)
+    fig.update_layout(
+        showlegend=True,
+        legend=dict(orientation="h", x=0, xanchor="left", y=1.0, yanchor="bottom", yref="container", font_size=12),
+    )
+    fig.update_xaxes(range=[-0.5, len(fig.layout.xaxis.ticktext or []) - 0.5])
+    return _subtitle(fig, "; ".join(notes))
+
+
+def _density(points: pd.DataFrame, y_range: tuple[float, float]) -> go.Heatmap:
+    """Counts of (weight, similarity) pairs in DENSITY_BINS x DENSITY_BINS cells; empty cells transparent."""
+    x_edges = np.linspace(0.0, max(1.0, float(points["weight"].max())), DENSITY_BINS + 1)
+    y_edges = np.linspace(*y_range, DENSITY_BINS + 1)
+    counts, _, _ = np.histogram2d(points["weight"], points["similarity"], bins=[x_edges, y_edges])  # (X, Y)
+    z = np.where(counts.T > 0, counts.T, np.nan)  # (Y, X): rows are similarity bins
+    return go.Heatmap(
+        z=np.round(z).tolist(),
+        x=((x_edges[:-1] + x_edges[1:]) / 2).round(4).tolist(),
+        y=((y_edges[:-1] + y_edges[1:]) / 2).round(4).tolist(),
+        colorscale="Blues",
+        zmin=0,
+        name="evaluation set",
+        showscale=True,
+        colorbar=dict(title=dict(text="points", side="top"), thickness=12, len=0.6, y=0.45),
+        hovertemplate="weight %{x:.2f}, similarity %{y:.2f}: %{z} points<extra></extra>",
+        hoverongaps=False,
+    )
+
+
+def scatter_figure(
+    points: pd.DataFrame | None, method_note: str, highlight: pd.DataFrame | None, notes: Sequence[str] = ()
+) -> go.Figure:
+    """The evaluation set of ONE method as a blue density, its Pearson r and fit; this prompt's adapters in red."""
+    title = "Merge weight vs task similarity"
+    if points is None or not len(points):
+        fig = figures.weight_similarity_scatter(None, highlight, title=title)
+        return _subtitle(fig, "; ".join(n for n in notes if n))
+    fig = go.Figure()
+    low = float(min(points["similarity"].min(), 0.0 if highlight is None else highlight["similarity"].min()))
+    high = float(max(points["similarity"].max(), 0.0 if highlight is None else highlight["similarity"].max()))
+    fig.add_trace(_density(points, (low, high)))
+    stats = figures.correlations(points["weight"], points["similarity"])
+    slope, intercept = np.polyfit(points["weight"].astype(float), points["similarity"].astype(float), 1)
+    xs = np.array([0.0, float(points["weight"].max())])
+    fig.add_trace(
+        go.Scatter(
+            x=xs,
+            y=slope * xs + intercept,
+            mode="lines",
+            name="least squares (evaluation set)",
+            line=dict(color="#555555", dash="dash", width=1.5),
+            hoverinfo="skip",
+        )
+    )
+    if highlight is not None and len(highlight):
+        fig.add_trace(
+            go.Scatter(
+                x=highlight["weight"],
+                y=highlight["similarity"],
+                mode="markers+text",
+                name="this prompt",
+                text=list(highlight["adapter"]),
+                textposition="top center",
+                cliponaxis=False,
+                textfont=dict(color=figures.HIGHLIGHT, size=13),
+                marker=dict(size=12, color=figures.HIGHLIGHT, symbol="diamond", line=dict(width=1, color="white")),
+                hovertemplate="<b>%{text}</b><br>weight %{x:.3f}<br>similarity %{y:.3f}<extra></extra>",
+            )
+        )
+    stats_text = (
+        f"{method_note}: Pearson r = {stats['pearson_r']:.3f} · Spearman ρ = {stats['spearman_rho']:.3f} · "
+        f"n = {stats['n']:,}"
+    )
+    fig.add_annotation(
+        text=stats_text,
+        x=0.0,
+        y=1.0,
+        xref="paper",
+        yref="paper",
+        xanchor="left",
+        yanchor="bottom",
+        yshift=8,
+        showarrow=False,
+        font=dict(size=13, color="#333333"),
+    )
+    fig.update_layout(meta=stats, legend=dict(orientation="h", x=0.5, xanchor="center", y=-0.18, yanchor="top"))
+    figures._style(fig, title, 720, 460, top=36, margin=dict(b=110))
+    fig.update_xaxes(title="merge weight", range=[0, max(1.0, float(points["weight"].max()))])
+    fig.update_yaxes(title="task similarity (cosine)", range=[low - 0.02, high + 0.02])
+    return _subtitle(fig, "; ".join(n for n in notes if n))
+
+
+def bench_curves(device_type: str, dtype: str) -> tuple[dict[str, list[float]], str]:
+    """The committed amortisation medians of this machine type (cpu or gpu) as timestamps, and where they are from."""
+    machine = "gpu" if device_type == "cuda" else "cpu"
+    path = BENCH_DIR / f"amortisation_{machine}.csv"
+    if not path.is_file():
+        return {}, f"no committed {machine.upper()} benchmark (bench/results/amortisation_{machine}.csv)"
+    table = pd.read_csv(path)
+    mine = table[table["variant"].str.startswith(f"{dtype} ")]
+    table = mine if len(mine) else table
+    curves = {}
+    for variant, rows in table.groupby("variant", sort=False):
+        if variant.split()[-1] in ("base", "mixture"):
+            rows = rows.sort_values("tokens")
+            curves[f"benchmark: {variant} (median)"] = list(rows["ms_per_token_median"] * rows["tokens"])
+    return curves, f"dotted: committed {machine.upper()} benchmark medians ({path.name})"
+
+
+def latency_figure(
+    logo: Generation | None, base: Generation | None, bench: tuple[dict[str, list[float]], str] = ({}, "")
+) -> go.Figure:
+    """This prompt's answer with adapters and without (same prompt, same settings, one run each) + the benchmark."""
+    if logo is None:
+        return figures.latency_curve({}, title="Latency amortisation")
+    curves = {f"LoGo ({logo.mode}, k={len(logo.mixture)}): this answer": list(logo.token_times_ms)}
+    if base is not None:
+        curves["base model: the same prompt"] = list(base.token_times_ms)
+    bench_series, bench_note = bench
+    fig = figures.latency_curve({**curves, **bench_series}, title="Latency amortisation")
+    for trace in fig.data[len(curves) :]:
+        trace.line.dash, trace.line.width = "dot", 1.5
+    measured = (
+        f"measured: this request's {logo.n_tokens}-token answer (probe and merge included)"
+        + (f" and the base model's {base.n_tokens}-token answer to the same prompt, run right after it" if base else "")
+        + ", one warm run each"
+    )
+    return _subtitle(fig, "; ".join(filter(None, [measured, bench_note])))
