@@ -2,7 +2,7 @@
 
     python -m bench.browser [--tiny] [--n 8] [--port 7870]
 
-Launches the Studio (the zoo on the embedded model, or the test suite's tiny world with --tiny), opens it in
+Launches the Studio in its own process (app.py: the zoo on the embedded model; --tiny: app/tiny_server.py), opens it in
 Debian's Chromium (Playwright), types a prompt, then N times types a new k into the k number box and presses
 Enter; each re-route is timed from the key press until the routing table shows k selected rows AND the heatmap
 has been redrawn for that k (its layout.meta). The same routings go through `/route` with gradio_client.
@@ -13,12 +13,17 @@ and the first page load's bytes.
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import statistics
+import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
+
+import httpx
+
+REPO = Path(__file__).resolve().parents[1]
 
 PROMPT = "Translate to French: the cat is black and the dog is white."
 TINY_PROMPT = "sort the words cat dog bird"
@@ -30,31 +35,22 @@ DRAWN = """(k) => {
 }"""
 
 
-def launch(tiny: bool, port: int):
-    """(demo, engine, prompt, k values) of a launched Studio."""
-    from app.ui import build_demo, launch_options
-
-    if tiny:
-        from tests.test_ui import EXAMPLES, HashEmbedder, tiny_engine, write_tiny_assets
-        from tests.tiny import build_tiny_world
-
-        root = Path(tempfile.mkdtemp(prefix="logo-bench-browser-"))
-        engine = tiny_engine(build_tiny_world(root / "tiny"), root / "cache")
-        assets = write_tiny_assets(root / "assets")
-        demo = build_demo(engine, examples=EXAMPLES, assets_dir=assets, embedder=HashEmbedder())
-        prompt, ks = TINY_PROMPT, (1, 2)
-    else:
-        import importlib.util
-
-        spec = importlib.util.spec_from_file_location("logo_studio_app", Path(__file__).parents[1] / "app.py")
-        app = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(app)
-        config = app.engine_config_from_env()
-        engine = app.build_engine(config)
-        demo = build_demo(engine)
-        prompt, ks = PROMPT, (2, 3)
-    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, quiet=True, **launch_options())
-    return demo, engine, prompt, ks
+def launch(tiny: bool, port: int) -> subprocess.Popen:
+    """The Studio in a process of its own (app.py, or app/tiny_server.py with --tiny), once it answers."""
+    env = {**os.environ, "GRADIO_SERVER_PORT": str(port), "GRADIO_SERVER_NAME": "127.0.0.1"}
+    command = [sys.executable, "-m", "app.tiny_server", str(port)] if tiny else [sys.executable, "app.py"]
+    server = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 900
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise SystemExit(f"the Studio exited with {server.returncode}: run {' '.join(command)} to see why")
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/", timeout=5).status_code == 200:
+                return server
+        except httpx.HTTPError:
+            time.sleep(1)
+    server.kill()
+    raise SystemExit("the Studio did not answer within 15 minutes")
 
 
 def summary(name: str, values: list[float], unit: str = "ms") -> str:
@@ -76,7 +72,8 @@ def main(argv=None) -> int:
     from gradio_client import Client
     from playwright.sync_api import sync_playwright
 
-    demo, engine, prompt, ks = launch(args.tiny, args.port)
+    server = launch(args.tiny, args.port)
+    prompt, ks = (TINY_PROMPT, (1, 2)) if args.tiny else (PROMPT, (2, 3))
     url = f"http://127.0.0.1:{args.port}/"
     received = [0]
     try:
@@ -118,7 +115,8 @@ def main(argv=None) -> int:
             client.predict(prompt, k=ks[(i + 1) % 2], api_name="/route")
             api_ms.append((time.perf_counter() - t0) * 1000)
     finally:
-        demo.close()
+        server.terminate()
+        server.wait(timeout=30)
     ratio = statistics.median(browser_ms) / statistics.median(api_ms)
     print(f"page load: {load_s:.1f} s, {load_bytes / 1e6:.2f} MB received")
     print(summary("browser re-route (Enter in the k box -> table and heatmap drawn)", browser_ms))

@@ -11,7 +11,7 @@ import sys
 import threading
 import types
 import zipfile
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import gradio as gr
@@ -30,6 +30,7 @@ from app.ui_handlers import (
     TABLE_COLUMNS,
     Controls,
     EmptyPrompt,
+    Sampling,
     Shown,
     Studio,
     cap_new_tokens,
@@ -39,6 +40,7 @@ from app.ui_handlers import (
     route_view,
     view_of_shown,
 )
+from app.ui_overrides import Override
 from logo.config import (
     GENERIC_REFERENCE_PROMPTS,
     EngineConfig,
@@ -74,7 +76,20 @@ SETTINGS = {  # the UI's controls in their order; block 3 is the tiny model's la
     "module": "self_attn.q_proj",
     "probe_input": "module",
     "aggregate": "last",
+    "weighting": "linear",  # the paper's weights: these settings are the paper's method
+    "temperature": 1.0,
 }
+NO_OVERRIDE = [[], []]  # pin, exclude
+
+
+def page_route(**changes) -> list:
+    """What the page's Route button sends after the prompt: the controls, then pin and exclude."""
+    return [*_settings(**changes), *NO_OVERRIDE]
+
+
+def page_generate(mode: str = "mixture", max_new: int = 4, compare: bool = True, manual: str = "", **changes) -> list:
+    """What the page's Generate sends after the prompt: controls, pin, exclude, manual, compare, mode, sampling."""
+    return [*page_route(**changes), manual, compare, mode, max_new, 0.0, 1.0, None]
 
 
 class HashEmbedder(TaskEmbedder):
@@ -202,14 +217,16 @@ def test_routing_table_equals_engine_route(studio, engine, controls):
     assert table.loc["gamma", "category"] == "reasoning"
 
 
-def test_last_block_maps_to_the_default_probe(studio):
+def test_slider_blocks_count_from_the_end_like_the_presets(studio):
+    """The slider shows 0..n-1; the routing uses -n..-1, so block n-2 is the recommended -2 (one calibration)."""
     assert Controls(block=studio.n_blocks - 1).routing(studio.n_blocks).probe.block == -1
-    assert Controls(block=1).routing(studio.n_blocks).probe.block == 1
+    assert Controls(block=studio.n_blocks - 2).routing(studio.n_blocks) == RoutingConfig()
+    assert Controls(block=1).routing(studio.n_blocks).probe.block == 1 - studio.n_blocks
 
 
 def test_controls_default_to_the_config_defaults():
     assert Controls().routing(n_blocks=4) == RoutingConfig()
-    assert Controls(k=3.0, block=1.0).routing(4) == RoutingConfig(k=3).with_(block=1)  # sliders send floats
+    assert Controls(k=3.0, block=1.0).routing(4) == RoutingConfig(k=3).with_(block=-3)  # sliders send floats
 
 
 @pytest.mark.parametrize(
@@ -246,32 +263,112 @@ def test_page_controls_show_the_config_defaults_and_help(engine, assets):
     assert shown["Probe block"].info == field_help(ProbeConfig, "block")
 
 
-def test_figures_have_data(studio):
-    view = route_view(studio, "sort the words cat dog bird", Controls(k=2))
+PAPER = Controls(**SETTINGS)  # the committed dataset rows were measured at this probe (the last block)
+
+
+def test_heatmap_shows_one_quantity_and_marks_the_selection(studio, engine):
+    view = route_view(studio, "sort the words cat dog bird", replace(PAPER, k=2))
     heatmap = view.figures["signal_heatmap"]
     z = np.asarray(heatmap.data[0].z, dtype=float)
     assert z.shape == (1 + 1 + len(TASKS), 5)  # this prompt, a blank band, the dataset's tasks
-    assert np.isfinite(z[0]).all()
-    scatter = view.figures["weight_similarity"]
-    names = [trace.name for trace in scatter.data]
-    assert "dataset" in names and "this prompt" in names
-    highlight = next(t for t in scatter.data if t.name == "this prompt")
-    assert list(highlight.x) == pytest.approx(list(view.routing.weights))
-    assert all(-1.0 <= y <= 1.0 for y in highlight.y)
+    assert np.isfinite(z[0]).all() and np.nanmax(z) == pytest.approx(1.0)  # raw: every row min-max scaled
+    assert "raw signal" in heatmap.layout.title.text and "raw signal" in heatmap.data[0].colorbar.title.text
+    marks = [s for s in heatmap.layout.shapes if s.y0 == 0 and s.y1 == 1]
+    columns = list(heatmap.layout.xaxis.ticktext)
+    assert sorted(columns[round(s.x0 + 0.5)] for s in marks) == sorted(view.routing.selected)
+    legend = [t.name for t in heatmap.data[1:]]
+    assert legend == ["selected for this prompt", "the row's own-task adapter"]
 
-    *_, (answer, final) = generate_stream(studio, "sort the words cat dog bird", Controls(k=2), "mixture", 6)
+    calibrated = route_view(studio, "sort the words cat dog bird", replace(PAPER, calibration="zscore"))
+    fig = calibrated.figures["signal_heatmap"]
+    assert "z-score" in fig.layout.title.text and fig.data[0].colorbar.title.text == "z-score"
+    stats = engine.calibration_stats(ProbeConfig(block=-1))
+    matrix = studio.data.dataset_matrix("norm", engine.adapter_names)
+    mean, std = (np.asarray(stats.mean["norm"]), np.asarray(stats.std["norm"]))
+    order = list(fig.layout.xaxis.ticktext)
+    expected = ((matrix - mean) / std)[order]  # every row the same quantity as the prompt's z-scores
+    shown = np.asarray(fig.data[0].z, dtype=float)[2:]  # z rows: prompt, blank band, tasks (the y tick labels)
+    assert shown == pytest.approx(expected.reindex(list(fig.layout.yaxis.ticktext)[1:]).to_numpy(), rel=1e-4)
+    assert np.asarray(fig.data[0].z, dtype=float)[0] == pytest.approx(
+        [calibrated.routing.score_by_adapter[a] for a in order], rel=1e-4
+    )
+
+    elsewhere = route_view(studio, "sort the words cat dog bird", Controls())  # recommended: block -2
+    assert len(elsewhere.figures["signal_heatmap"].data[0].z) == 1
+    assert "evaluation rows hidden" in elsewhere.figures["signal_heatmap"].layout.title.subtitle.text
+
+
+def test_scatter_shows_the_method_of_the_selected_signal_with_its_r(engine, assets, tmp_path):
+    rng = np.random.default_rng(1)
+    frames = []
+    for method, slope in (("logo_norm", 1.0), ("logo_entropy_cal", -1.0)):
+        weight = rng.random(300)
+        frames.append(
+            pd.DataFrame(
+                {
+                    "method": method,
+                    "setting": "in_pool",
+                    "task": "alpha",
+                    "adapter": "beta",
+                    "weight": weight,
+                    "similarity": slope * weight + rng.normal(0, 0.3, 300),
+                }
+            )
+        )
+    points = pd.concat(frames, ignore_index=True)
+    data = StudioData.load(assets, [(a.name, a.source) for a in engine.pool.adapters])
+    studio = Studio(engine, replace(data, weight_similarity=points), HashEmbedder())
+    for controls, method in (
+        (replace(PAPER), "logo_norm"),
+        (replace(PAPER, signal="entropy", calibration="zscore"), "logo_entropy_cal"),
+    ):
+        fig = route_view(studio, "sort the words cat dog bird", controls).figures["weight_similarity"]
+        part = points[points["method"] == method]
+        assert fig.layout.meta["pearson_r"] == pytest.approx(part["weight"].corr(part["similarity"]))
+        assert fig.layout.meta["n"] == 300 and method in fig.layout.title.subtitle.text
+        density = fig.data[0]
+        assert np.nansum(np.asarray(density.z, dtype=float)) == 300  # every point counted, none drawn one by one
+    fig = route_view(studio, "sort the words cat dog bird", replace(PAPER, calibration="zscore"))
+    assert "no logo_norm_cal run committed" in fig.figures["weight_similarity"].layout.title.subtitle.text
+
+
+def test_latency_compares_the_same_prompt_with_and_without_adapters(studio):
+    prompt = "sort the words cat dog bird"
+    *_, (answer, final) = generate_stream(studio, prompt, replace(PAPER, k=2), Sampling(max_new_tokens=6))
     latency = final.figures["latency"]
-    assert [t.name for t in latency.data] == ["LoGo (mixture, k=2)", "base model"]
-    assert all(1 <= len(t.x) <= 6 and np.isfinite(t.y).all() for t in latency.data)
+    names = [t.name for t in latency.data]
+    assert names[:2] == ["LoGo (mixture, k=2): this answer", "base model: the same prompt"]
+    assert final.base.prompt == final.generation.prompt == prompt and final.base.mixture == {}
+    assert list(latency.data[1].customdata) == pytest.approx(list(final.base.token_times_ms))
+    assert all(name.startswith("benchmark: float32") for name in names[2:])  # this machine type's committed curves
+    assert "one warm run each" in latency.layout.title.subtitle.text
     assert final.answer == answer and "tokens" in final.stats
 
 
-def test_a_large_evaluation_scatter_is_sampled(studio, monkeypatch):
-    monkeypatch.setattr("app.ui_handlers.MAX_SCATTER_POINTS", 5)
-    view = route_view(studio, "sort the words cat dog bird", Controls(k=2))
-    dataset = next(t for t in view.figures["weight_similarity"].data if t.name == "dataset")
-    assert len(dataset.x) == 5 and set(dataset.x) <= set(studio.data.weight_similarity["weight"])
-    assert "5 of the evaluation set's 12 points" in view.figures["weight_similarity"].layout.title.subtitle.text
+def test_side_by_side_answers_use_the_oracle_or_the_typed_mixture(studio, engine):
+    example = EXAMPLES[1]  # alpha's task: its oracle adapter is alpha
+    *_, (_, final) = generate_stream(studio, example.prompt, PAPER, Sampling(max_new_tokens=4))
+    assert final.manual.mixture == {"alpha": 1.0} and final.manual_label.startswith("oracle: alpha")
+    alone = engine.generate(example.prompt, None, GenerationConfig(max_new_tokens=4), mixture={"alpha": 1.0})
+    assert final.manual.text == alone.text
+    *_, (_, typed) = generate_stream(
+        studio, "what is two ?", PAPER, Sampling(max_new_tokens=4), manual="beta=0.5, gamma"
+    )
+    assert typed.manual.mixture == {"beta": 0.5, "gamma": 1.0}
+    with pytest.raises(ValueError, match="adapter 'nope' is not in the pool"):
+        list(generate_stream(studio, "what is two ?", PAPER, Sampling(max_new_tokens=4), manual="nope=1"))
+
+
+def test_pinned_and_excluded_adapters(studio):
+    free = route_view(studio, "sort the words cat dog bird", replace(PAPER, k=2)).routing
+    top = free.selected[0]
+    excluded = route_view(studio, "sort the words cat dog bird", replace(PAPER, k=2), Override(exclude=(top,)))
+    assert top not in excluded.routing.selected and excluded.routing.config["excluded"] == [top]
+    last = min(free.score_by_adapter, key=free.score_by_adapter.get)
+    pinned = route_view(studio, "sort the words cat dog bird", replace(PAPER, k=2), Override(pin=(last,))).routing
+    assert last in pinned.selected and len(pinned.selected) == 2 and sum(pinned.weights) == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="both pinned and excluded"):
+        route_view(studio, "sort", PAPER, Override(pin=("alpha",), exclude=("alpha",)))
 
 
 def test_similarity_unavailable_is_said_in_the_scatter(engine, tmp_path):
@@ -287,11 +384,11 @@ def test_empty_prompt_is_a_friendly_gr_error(studio):
         clean_prompt("   \n ")
     actions = Actions(studio)
     with pytest.raises(gr.Error, match="Type a prompt"):
-        actions.route("", *SETTINGS.values())
+        actions.route("", *page_route())
     with pytest.raises(gr.Error, match="Type a prompt"):
-        list(actions.generate(" ", *SETTINGS.values(), "mixture", 8))
-    table, heatmap, scatter, status, view = actions.reroute("", *SETTINGS.values(), None)  # toggling before typing:
-    assert (table, scatter, status, view) == (gr.skip(),) * 4 and heatmap.data  # only the dataset heatmap changes
+        list(actions.generate(" ", *page_generate()))
+    table, heatmap, scatter, status, view = actions.reroute("", *page_route(), None)  # toggling before typing:
+    assert (table, status, view) == (gr.skip(),) * 3 and heatmap.data and scatter.data  # the dataset plots
 
 
 def test_caps_are_applied_with_a_message(make_engine, assets):
@@ -302,7 +399,7 @@ def test_caps_are_applied_with_a_message(make_engine, assets):
 
     engine = make_engine(max_new_tokens_cap=5)
     studio = Studio(engine, StudioData.load(assets, [(a.name, a.source) for a in engine.pool.adapters]), HashEmbedder())
-    *_, (_, view) = generate_stream(studio, "one two " * 600, Controls(), "mixture", 50)
+    *_, (_, view) = generate_stream(studio, "one two " * 600, Controls(), Sampling(max_new_tokens=50), compare=False)
     assert len(view.routing.prompt) == MAX_PROMPT_CHARS
     assert any("cut to its first" in n for n in view.notes) and any("set to 5" in n for n in view.notes)
     assert len(view.figures["latency"].data[0].x) <= 5
@@ -310,19 +407,20 @@ def test_caps_are_applied_with_a_message(make_engine, assets):
 
 def test_reroute_keeps_the_answer_and_says_it_is_stale(studio):
     actions = Actions(studio)
-    *_, final = actions.generate("what is two + three ?", *SETTINGS.values(), "mixture", 4)
+    *_, final = actions.generate("what is two + three ?", *page_generate())
     previous = final[-1]
-    assert isinstance(previous, Shown) and previous.generation.text == final[0]
-    _, heatmap, _, status, shown = actions.reroute("what is two + three ?", *_settings(k=1), previous)
+    assert isinstance(previous, Shown) and previous.base is not None and previous.base.mixture == {}
+    _, heatmap, _, status, shown = actions.reroute("what is two + three ?", *page_route(k=1), previous)
     assert len(shown.routing.selected) == 1 and shown.generation == previous.generation
     assert "click **Generate**" in status
-    assert heatmap.layout.width is None  # the displayed copy fills its column
+    assert heatmap.layout.width  # the heatmap keeps its width: its column scrolls sideways on a phone
     view = view_of_shown(studio, shown)  # what an export draws: the new routing, the earlier answer's latency
-    assert view.answer == final[0] and len(view.figures["latency"].data) == 2
+    assert view.answer == previous.generation.text and view.base == previous.base
+    assert len(view.figures["latency"].data) >= 2
 
 
 def test_exports(studio, monkeypatch):
-    *_, (_, view) = generate_stream(studio, "what is two + three ?", Controls(), "fused", 4)
+    *_, (_, view) = generate_stream(studio, "what is two + three ?", Controls(), Sampling("fused", 4))
     html = export_view(view, "html")
     assert [Path(p).name for p in html] == ["signal_heatmap.html", "weight_similarity.html", "latency.html"]
     assert "plotly" in Path(html[0]).read_text()[:200_000].lower()
@@ -400,60 +498,71 @@ def served(tiny_world, assets, tmp_path_factory):
         demo.close()
 
 
-# SETTINGS hold the paper's signal and probe; the UI has no weighting control, so RoutingConfig's defaults apply
-WEIGHTING = {"weighting": RoutingConfig().weighting, "temperature": RoutingConfig().temperature}
-
-
 def _settings(**changes) -> list:
     return list({**SETTINGS, **changes}.values())
 
 
-def test_route_endpoint_equals_engine_route(served):
+def _named(**changes) -> dict:
+    """The API's named routing parameters: SETTINGS (the paper's method) with `changes`; block counted from the end."""
+    named = {**SETTINGS, "block": -1, **changes}
+    return named
+
+
+def test_api_has_named_parameters(served):
+    _, client = served
+    info = client.view_api(return_format="dict", print_info=False)["named_endpoints"]
+    route = [p["parameter_name"] for p in info["/route"]["parameters"]]
+    assert route[:10] == ["prompt", *SETTINGS] and not any(name.startswith("param_") for name in route)
+    assert "sampling_temperature" in [p["parameter_name"] for p in info["/generate"]["parameters"]]
+    assert set(info) == {"/route", "/generate"}  # the page's own events are private
+
+
+def test_route_endpoint_returns_the_engines_raw_numbers(served):
     engine, client = served
     prompt = "sort the words cat dog bird"
-    table, heatmap, scatter, status = client.predict(prompt, *_settings(signal="entropy", k=2), api_name="/route")
-    expected = engine.route(prompt, RoutingConfig.preset("paper", signal="entropy", k=2, **WEIGHTING))[0]
-    frame = pd.DataFrame(table["data"], columns=table["headers"])
-    assert set(frame.loc[frame["selected"] == "✓", "adapter"]) == set(expected.selected)
-    signals = dict(zip(frame["adapter"], frame["signal"], strict=True))
-    assert signals == pytest.approx(expected.signal_by_adapter, rel=1e-3)
-    weights = {**dict.fromkeys(expected.adapters, 0.0), **expected.mixture}
-    assert dict(zip(frame["adapter"], frame["weight"], strict=True)) == pytest.approx(weights, abs=1e-3)
-    assert heatmap and scatter and status == ""
+    result = client.predict(prompt, **_named(signal="entropy", k=2), api_name="/route")
+    expected = engine.route(prompt, RoutingConfig.preset("paper", signal="entropy", k=2))[0]
+    assert result["selected"] == list(expected.selected)
+    assert result["weights"] == pytest.approx(list(expected.weights))
+    assert result["signals"] == pytest.approx(expected.signal_by_adapter)
+    assert result["scores"] == pytest.approx(expected.score_by_adapter)
+    assert result["config"]["signal"] == "entropy" and result["config"]["k"] == 2
+    default = client.predict(prompt, api_name="/route")  # every parameter but the prompt has the engine's default
+    assert default["selected"] == list(engine.route(prompt, RoutingConfig())[0].selected)
 
 
 def test_generate_endpoint_equals_engine_generate(served):
     engine, client = served
     prompt = "what is two + three ?"
-    answer, *_, status = client.predict(prompt, *_settings(k=2), "fused", 8, api_name="/generate")
+    result = client.predict(prompt, **_named(k=2), mode="fused", max_new_tokens=8, api_name="/generate")
     alone = engine.generate(
-        prompt, RoutingConfig.preset("paper", k=2, **WEIGHTING), GenerationConfig(mode="fused", max_new_tokens=8)
+        prompt, RoutingConfig.preset("paper", k=2), GenerationConfig(mode="fused", max_new_tokens=8)
     )
-    assert answer == alone.text and "tokens" in status
+    assert result["text"] == alone.text and result["selected"] == list(alone.mixture)
+    assert result["n_tokens"] == alone.n_tokens and result["timings"]["total_ms"] > 0
 
 
 def test_errors_are_shown_and_the_server_keeps_serving(served):
     _, client = served
     with pytest.raises(Exception, match="Type a prompt"):
-        client.predict("", *_settings(), api_name="/route")
+        client.predict("", api_name="/route")
     with pytest.raises(Exception, match="over the limit of 200"):  # the engine refuses, the page says why
-        client.predict("one two " * 150, *_settings(), "mixture", 4, api_name="/generate")
-    answer, *_ = client.predict("what is two + three ?", *_settings(), "mixture", 4, api_name="/generate")
-    assert isinstance(answer, str)
+        client.predict("one two " * 150, max_new_tokens=4, api_name="/generate")
+    assert isinstance(client.predict("what is two + three ?", max_new_tokens=4, api_name="/generate")["text"], str)
 
 
 def test_web_api_accepts_whole_floats_and_refuses_fractions(served):
     """A JSON client may send k=3.0 (it is 3); k=2.7 was silently 2, and a lone surrogate a raw UnicodeEncodeError."""
     _, client = served
     prompt = "sort the words cat dog bird"
-    as_float = client.predict(prompt, *_settings(k=3.0, block=3.0), api_name="/route")[0]
-    assert as_float == client.predict(prompt, *_settings(k=3), api_name="/route")[0]
+    as_float = client.predict(prompt, **_named(k=3.0, block=-1.0), api_name="/route")["selected"]
+    assert as_float == client.predict(prompt, **_named(k=3), api_name="/route")["selected"]
     with pytest.raises(AppError, match=r"k must be a positive integer .*got 2\.7: it is not a whole number"):
-        client.predict(prompt, *_settings(k=2.7), api_name="/route")
+        client.predict(prompt, **_named(k=2.7), api_name="/route")
     with pytest.raises(AppError, match=r"max new tokens must be an integer, got 2\.5"):
-        client.predict(prompt, *_settings(), "mixture", 2.5, api_name="/generate")
+        client.predict(prompt, max_new_tokens=2.5, api_name="/generate")
     # gradio_client cannot encode a lone surrogate, but a JSON body can carry one as an escape
-    body = json.dumps({"data": ["caf\udce9", *_settings()]})  # ensure_ascii: "\\udce9"
+    body = json.dumps({"data": ["caf\udce9", *_settings(), None, None]})  # ensure_ascii: "\\udce9"
     base = client.src.rstrip("/")
     event = httpx.post(f"{base}/gradio_api/call/route", content=body, headers={"content-type": "application/json"})
     stream = httpx.get(f"{base}/gradio_api/call/route/{event.json()['event_id']}", timeout=30).text
@@ -464,19 +573,19 @@ def test_concurrent_requests_each_get_the_answer_they_get_alone(served, monkeypa
     """Mixture and fused requests with different routings overlap in the server; none sees another's merge."""
     engine, client = served
     running, peak, lock = [0], [0], threading.Lock()
-    run = engine._run
+    generate = engine.generate  # the public call the /generate endpoint makes
 
     def counted(*args, **kwargs):  # how many generations are inside the engine at once
         with lock:
             running[0] += 1
             peak[0] = max(peak[0], running[0])
         try:
-            return run(*args, **kwargs)
+            return generate(*args, **kwargs)
         finally:
             with lock:
                 running[0] -= 1
 
-    monkeypatch.setattr(engine, "_run", counted)
+    monkeypatch.setattr(engine, "generate", counted)
     requests = [
         ("sort the words cat dog bird", {"k": 1}, "fused"),
         ("sort the words cat dog bird", {"signal": "entropy", "k": 2}, "mixture"),
@@ -487,16 +596,19 @@ def test_concurrent_requests_each_get_the_answer_they_get_alone(served, monkeypa
         ("translate the sentence to french", {"calibration": "zscore", "k": 1}, "fused"),
         ("is the movie review positive or negative ?", {"signal": "entropy", "probe_input": "residual"}, "mixture"),
     ] * 2  # two rounds: probes of some requests overlap the decoding of others
-    jobs = [client.submit(p, *_settings(**changes), mode, 16, api_name="/generate") for p, changes, mode in requests]
+    jobs = [
+        client.submit(p, **_named(**changes), mode=mode, max_new_tokens=16, api_name="/generate")
+        for p, changes, mode in requests
+    ]
     answers = []
     for job, request in zip(jobs, requests, strict=True):
         try:
-            answers.append(job.result(timeout=60)[0])
+            answers.append(job.result(timeout=60)["text"])
         except AppError as err:  # report which request failed, not just the first traceback
             pytest.fail(f"concurrent request {request} failed: {err}")
     for (prompt, changes, mode), answer in zip(requests, answers, strict=True):
         routing = Controls(**{**SETTINGS, **changes}).routing(4)
-        alone = engine.generate(prompt, routing, GenerationConfig(mode=mode, max_new_tokens=16))
+        alone = generate(prompt, routing, GenerationConfig(mode=mode, max_new_tokens=16))
         assert answer == alone.text, (prompt, changes, mode)
     assert len(set(answers)) > 1  # the routings really differ
     assert peak[0] >= 2, "the requests never overlapped: the test proves nothing"
@@ -519,24 +631,31 @@ def test_launch_bounds_sessions_and_uploads():
 
 def test_session_state_holds_no_figures(studio):
     """Gradio keeps each session's state: a Shown of plain values, not the figures (they are drawn for exports)."""
-    *_, final = Actions(studio).generate("what is two + three ?", *SETTINGS.values(), "mixture", 4)
+    *_, final = Actions(studio).generate("what is two + three ?", *page_generate())
     shown = final[-1]
-    assert isinstance(shown, Shown) and set(vars(shown)) == {"routing", "generation", "drawn"}
+    assert isinstance(shown, Shown) and set(vars(shown)) == {
+        "routing",
+        "generation",
+        "base",
+        "manual",
+        "manual_label",
+        "drawn",
+    }
     assert len(pickle.dumps(shown)) < 5_000
 
 
 def test_a_settings_change_that_changes_nothing_resends_nothing(studio):
     actions = Actions(studio)
-    *_, shown = actions.route("sort the words cat dog bird", *SETTINGS.values())
-    table, heatmap, scatter, _, again = actions.reroute("sort the words cat dog bird", *SETTINGS.values(), shown)
+    *_, shown = actions.route("sort the words cat dog bird", *page_route())
+    table, heatmap, scatter, _, again = actions.reroute("sort the words cat dog bird", *page_route(), shown)
     assert (table, heatmap, scatter) == (gr.skip(),) * 3 and again.routing.selected == shown.routing.selected
-    table, heatmap, *_ = actions.reroute("sort the words cat dog bird", *_settings(k=1), shown)
-    assert len(table) == 5 and heatmap.data  # k changed: table and plots are sent
+    table, heatmap, *_ = actions.reroute("sort the words cat dog bird", *page_route(k=1), shown)
+    assert len(table.data) == 5 and heatmap.data  # k changed: table and plots are sent
     # a cleared prompt shows the dataset plots; routing the same prompt again must draw it again
-    _, dataset_heatmap, dataset_scatter, _, cleared = actions.reroute("", *SETTINGS.values(), shown)
-    assert dataset_heatmap is actions.dataset_figures("norm")["signal_heatmap"] and dataset_scatter.data
-    table, heatmap, *_ = actions.reroute("sort the words cat dog bird", *SETTINGS.values(), cleared)
-    assert len(table) == 5 and heatmap.data
+    _, dataset_heatmap, dataset_scatter, _, cleared = actions.reroute("", *page_route(), shown)
+    assert dataset_heatmap is actions.dataset_figures(PAPER)["signal_heatmap"] and dataset_scatter.data
+    table, heatmap, *_ = actions.reroute("sort the words cat dog bird", *page_route(), cleared)
+    assert len(table.data) == 5 and heatmap.data
 
 
 if __name__ == "__main__":
