@@ -2,6 +2,7 @@
 
     python -m analysis.hostile build    # writes assets/adapters_hostile/{loud_scaled,loud_constructed}
     python -m analysis.hostile report   # selection rates on in-pool test inputs (needs analysis.pool_scaling probe)
+    python -m analysis.hostile dev      # why calibration leaves them selected, and candidate fixes, on dev inputs
 
 loud_scaled: a zoo adapter (SOURCE) with B x 10, so its LoRA output is 10x louder on every input.
 loud_constructed: in every adapted module, s B A = c e_0 v^T, where v is the top right singular vector of the
@@ -19,6 +20,7 @@ import statistics
 from collections.abc import Sequence
 from pathlib import Path
 
+import pandas as pd
 import torch
 
 from analysis.adapter_files import AdapterFactors, read_adapter, write_adapter
@@ -120,11 +122,86 @@ def selection_rates(
     return rates
 
 
+DEV_LIMIT = 20  # dev inputs per pool task (rows 4-23: the zoo's reference set holds rows 0-3)
+STD_FLOORS = (0.0, 0.05, 0.1, 0.2, 0.3, 0.5)  # candidate floors of std as a fraction of the mean (0: plain z-score)
+
+
+def floored_zscore(raw: torch.Tensor, mean: torch.Tensor, std: torch.Tensor, floor: float) -> torch.Tensor:
+    """(P, N) z-scores whose std is at least `floor` x the adapter's mean signal (a coefficient-of-variation floor).
+
+    A constant scale leaves the z-score unchanged either way; the floor stops an adapter whose signal barely varies
+    over the reference prompts (a tiny std) from turning small deviations into large scores.
+    """
+    return (raw - mean) / torch.maximum(std, floor * mean.abs()).clamp_min(1e-12)
+
+
+def dev_check(k: int = 3, temperature: float = 0.3) -> pd.DataFrame:
+    """On dev inputs, the recommended preset's signal (norm, block -2, z-scored on the zoo's samples) in the zoo +
+    hostile pool: each adapter's coefficient of variation on the reference set, and for every std floor the own-
+    adapter top-1 and how often (and with what softmax weight) the hostile adapters enter the top-k. loud_scaled's
+    rate is set beside its source's in the zoo-only pool: with identical z-scores, it can only follow its source."""
+    from analysis.routing_study import REFERENCE_FILES, SignalBank, labelled_prompts, study_engine
+    from zoo.data import load_tasks
+
+    engine = study_engine([HOSTILE_DIR])
+    tasks = [t for t in load_tasks() if not t.held_out]
+    prompts, labels = labelled_prompts(tasks, "dev", DEV_LIMIT)
+    bank = SignalBank.cached(engine, f"dev{DEV_LIMIT}_hostile", prompts, [-2])
+    reference = SignalBank.cached(engine, "reference_own_hostile", read_reference_prompts(REFERENCE_FILES["own"]), [-2])
+    raw, ref = bank.at(-2, "norm"), reference.at(-2, "norm")  # (P, N), (R, N)
+    mean, std = ref.mean(0), ref.std(0)
+    names = list(bank.adapters)
+    cv = (std / mean).tolist()
+    log.info(
+        "coefficient of variation on the reference set: zoo median %.3f (min %.3f), loud_scaled %.3f, "
+        "loud_constructed %.3f",
+        statistics.median(c for n, c in zip(names, cv, strict=True) if n not in HOSTILE),
+        min(c for n, c in zip(names, cv, strict=True) if n not in HOSTILE),
+        cv[names.index("loud_scaled")],
+        cv[names.index("loud_constructed")],
+    )
+    own = torch.tensor([names.index(t) for t in labels])
+    zoo = torch.tensor([i for i, n in enumerate(names) if n not in HOSTILE])
+    rows = []
+    for floor in STD_FLOORS:
+        scores = floored_zscore(raw, mean, std, floor)
+        chosen = torch.topk(scores, k, dim=1)
+        weights = torch.softmax(chosen.values / temperature, dim=1)  # the recommended weighting
+        row = {"std_floor": floor, "own_top1": _per_task(chosen.indices[:, 0] == own, labels)}
+        row["own_topk"] = _per_task((chosen.indices == own[:, None]).any(1), labels)
+        for name in HOSTILE:
+            hit = chosen.indices == names.index(name)
+            row[f"{name}_topk"] = hit.any(1).float().mean().item()
+            row[f"{name}_mean_weight"] = (weights * hit).sum(1).mean().item()
+        source_alone = torch.topk(scores[:, zoo], k, dim=1).indices == names.index(SOURCE)  # zoo-only pool
+        other = torch.tensor([t != SOURCE for t in labels])
+        row["source_topk_zoo_pool_not_source_inputs"] = source_alone[other].any(1).float().mean().item()
+        row["loud_scaled_topk_not_source_inputs"] = (
+            (chosen.indices[other] == names.index("loud_scaled")).any(1).float().mean().item()
+        )
+        rows.append(row)
+    table = pd.DataFrame(rows).assign(n_dev=len(labels))
+    log.info("%s", table.to_string(index=False))
+    return table
+
+
+HOSTILE = ("loud_scaled", "loud_constructed")
+
+
+def _per_task(hits: torch.Tensor, labels: list[str]) -> float:
+    return float(pd.Series(hits.float().numpy()).groupby(labels).mean().mean())
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("step", choices=("build", "report"))
+    parser.add_argument("step", choices=("build", "report", "dev"))
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    if args.step == "dev":
+        from analysis.routing_study import RESULTS_DIR
+
+        dev_check().to_csv(RESULTS_DIR / "hostile_dev.csv", index=False, float_format="%.4f")
+        return
     if args.step == "build":
         from analysis.routing_study import study_engine
 

@@ -210,3 +210,19 @@ def test_pool_scaling_scores_route_within_each_pool_and_record_the_reference(eng
     assert list(table.preset) == ["paper", "recommended"] and set(table.n_pool) == {3}
     assert ((table.ci_low <= table.score + 1e-9) & (table.score <= table.ci_high + 1e-9)).all()
     assert (tmp_path / "out" / "pool_scaling_scores.csv").is_file()
+
+
+def test_floored_zscore_ignores_a_constant_scale_and_bounds_a_barely_varying_adapter():
+    from analysis.hostile import floored_zscore
+
+    reference = torch.tensor([[1.0, 10.0], [1.2, 10.1], [0.8, 9.9]])  # (R, N): adapter 1 barely varies (CV 0.01)
+    mean, std = reference.mean(0), reference.std(0)
+    raw = torch.tensor([[1.1, 10.5]])  # 10% and 5% above the usual level
+    plain = floored_zscore(raw, mean, std, 0.0)
+    assert plain[0, 1] > 5 * plain[0, 0]  # the plain z-score makes a 5% wobble of the steady adapter a big win
+    floored = floored_zscore(raw, mean, std, 0.1)
+    assert floored[0, 1] == pytest.approx(0.5) and floored[0, 0] == pytest.approx(plain[0, 0])  # 5% -> 0.5
+    scaled = floored_zscore(
+        raw * torch.tensor([1.0, 10.0]), mean * torch.tensor([1.0, 10.0]), std * 10 ** torch.tensor([0.0, 1.0]), 0.1
+    )
+    assert torch.allclose(scaled, floored)  # B x 10 on one adapter changes nothing
