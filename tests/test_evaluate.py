@@ -124,6 +124,8 @@ def test_logo_method_uses_the_engine_routing(ctx, tasks_dir, tmp_path):
         [task.prompt(r["input"]) for r in task.examples("test")], RoutingConfig.preset("paper", k=2, signal="entropy")
     )
     assert [r["selected"] for r in records] == [list(r.selected) for r in routed]
+    weights = [w for r in records for w in r["weights"]]  # linear, as the committed logo_* rows were made
+    assert weights == pytest.approx([w for r in routed for w in r.weights], abs=1e-6)
 
 
 @pytest.mark.parametrize("preset", ROUTED)
