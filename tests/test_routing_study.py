@@ -226,3 +226,21 @@ def test_floored_zscore_ignores_a_constant_scale_and_bounds_a_barely_varying_ada
         raw * torch.tensor([1.0, 10.0]), mean * torch.tensor([1.0, 10.0]), std * 10 ** torch.tensor([0.0, 1.0]), 0.1
     )
     assert torch.allclose(scaled, floored)  # B x 10 on one adapter changes nothing
+
+
+def test_calibration_floors_the_norm_std_of_a_barely_varying_adapter_but_not_a_constant_scale():
+    from logo.calibration import NORM_STD_FLOOR, CalibrationStats
+    from logo.signals import calibrate
+
+    norm = torch.tensor([[1.0, 10.0], [1.2, 10.1], [0.8, 9.9]])  # (R, N): adapter 1 varies by 1% of its level
+    entropy = torch.tensor([[2.0, 3.0], [2.001, 3.0001], [1.999, 2.9999]])
+    stats = CalibrationStats.from_signals("k", ("usual", "steady"), {"norm": norm, "entropy": entropy})
+    assert stats.std["norm"][0] == pytest.approx(norm[:, 0].std().item())  # a zoo-like adapter: untouched
+    assert stats.std["norm"][1] == pytest.approx(NORM_STD_FLOOR * 10.0)  # the steady one: floored
+    assert stats.std["entropy"] == pytest.approx(tuple(entropy.std(0).tolist()))  # entropy: never floored
+    mean, std = stats.tensors("norm", "cpu")
+    scores = calibrate(torch.tensor([[1.1, 10.5]]), mean, std, "zscore")
+    assert scores[0, 1] == pytest.approx(0.5) and scores[0, 1] < scores[0, 0]  # a 5% wobble no longer wins
+    loud = CalibrationStats.from_signals("k", ("usual", "steady"), {"norm": norm * 10, "entropy": entropy})
+    loud_mean, loud_std = loud.tensors("norm", "cpu")
+    assert torch.allclose(calibrate(torch.tensor([[11.0, 105.0]]), loud_mean, loud_std, "zscore"), scores)  # B x 10
