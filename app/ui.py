@@ -31,6 +31,7 @@ from . import ui_api
 from .ui_actions import Actions, for_display
 from .ui_data import DEFAULT_ASSETS_DIR, Example, StudioData
 from .ui_handlers import DATASET_PROBE, TABLE_COLUMNS, Controls, Studio, dataset_figures, token_cap
+from .uploads import UPLOAD_MAX_BYTES, SessionAdapters, upload_panel
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +43,7 @@ CONCURRENCY = 2  # requests served at once: mixture requests overlap, fused ones
 SESSION_CAPACITY = 64
 SESSION_TTL_S = 3600  # a session's routing and answer (for exports and re-routes) are dropped an hour after use
 EXPORT_SWEEP = (60, 15 * 60)  # Gradio's delete_cache: every minute, delete served files older than 15 minutes
-MAX_UPLOAD = "1mb"  # a bound on what /gradio_api/upload accepts anonymously
+MAX_UPLOAD = UPLOAD_MAX_BYTES  # a bound on what /gradio_api/upload accepts: one adapter upload
 WARM_PROBES = (ProbeConfig(), DATASET_PROBE)  # calibration the presets need: recommended (block -2), the last block
 
 
@@ -119,6 +120,7 @@ def build_demo(
 
     with gr.Blocks(title="LoGo Studio", fill_width=True, delete_cache=EXPORT_SWEEP) as demo:
         shown = gr.State(None, time_to_live=SESSION_TTL_S)  # the Shown on screen, for exports and re-routes
+        uploads = gr.State(SessionAdapters(), time_to_live=SESSION_TTL_S)  # this session's own adapters only
         gr.Markdown(text["header"], elem_id="header")
         with gr.Tabs():
             with gr.Tab("Studio", elem_id="studio-tab"), gr.Row(equal_height=False, elem_id="main"):
@@ -145,16 +147,24 @@ def build_demo(
                         base_answer = gr.Textbox(
                             label="Base model (no adapter)",
                             lines=4,
+                            max_lines=8,
                             interactive=False,
                             elem_id="answer-base",
                             min_width=200,
                         )
                         answer = gr.Textbox(
-                            label="LoGo", lines=4, interactive=False, buttons=["copy"], elem_id="answer", min_width=200
+                            label="LoGo",
+                            lines=4,
+                            max_lines=8,
+                            interactive=False,
+                            buttons=["copy"],
+                            elem_id="answer",
+                            min_width=200,
                         )
                         manual_answer = gr.Textbox(
                             label="Manual mixture or oracle adapter",
                             lines=4,
+                            max_lines=8,
                             interactive=False,
                             elem_id="answer-manual",
                             min_width=200,
@@ -164,7 +174,7 @@ def build_demo(
                         preset = gr.Radio(
                             list(PRESETS),
                             value="recommended",
-                            label="Routing preset",
+                            label="Routing preset (sets the controls below)",
                             elem_id="preset",
                             info="recommended: chosen on the zoo's dev splits; paper: the paper exactly",
                         )
@@ -307,6 +317,8 @@ def build_demo(
                     downloads = gr.File(
                         label="Downloads", file_count="multiple", interactive=False, visible=False, elem_id="downloads"
                     )
+                    with gr.Accordion("Your own adapters (this session only)", open=False, elem_id="uploads"):
+                        upload = upload_panel(engine, uploads)
                     refused = refused_markdown(engine)
                     if refused:
                         with gr.Accordion(
@@ -344,25 +356,25 @@ def build_demo(
         overrides = [pin, exclude]
         routed = [table, heatmap, scatter, status, shown]
         private = {"api_visibility": "private"}
-        route_btn.click(on_gpu(actions.route), [prompt, *controls, *overrides], routed, **private)
+        route_btn.click(on_gpu(actions.route), [prompt, *controls, *overrides, uploads], routed, **private)
         generation = {
             "fn": on_gpu(actions.generate),
-            "inputs": [prompt, *controls, *overrides, manual, compare, mode, max_new, sample_t, top_p, seed],
+            "inputs": [prompt, *controls, *overrides, manual, compare, mode, max_new, sample_t, top_p, seed, uploads],
             "outputs": [answer, base_answer, manual_answer, table, heatmap, scatter, latency, status, shown],
             **private,
         }
         generate_event = generate_btn.click(**generation)
-        submit_event = prompt.submit(**generation)
-        stop_btn.click(None, cancels=[generate_event, submit_event], **private)
+        stop_btn.click(None, cancels=[generate_event], **private)  # Enter in the prompt clicks Generate (plots.js)
         reroute = {
             "fn": on_gpu(actions.reroute),
-            "inputs": [prompt, *controls, *overrides, shown],
+            "inputs": [prompt, *controls, *overrides, shown, uploads],
             "outputs": routed,
             "trigger_mode": "always_last",  # one dependency for every control: the last setting always wins
+            "show_progress": "minimal",
             **private,
         }
         example.change(actions.pick_example, example, prompt, **private).then(**reroute)
-        gr.on([control.change for control in (*controls, *overrides)], **reroute)
+        gr.on([control.change for control in (*controls, *overrides, upload["changed"])], **reroute)
         preset.input(actions.preset, preset, controls, **private)
         compare_btn.click(actions.compare, prompt, comparison, **private)
         copy_btn.click(actions.copy_mixture, shown, manual, **private)

@@ -29,6 +29,7 @@ from .ui_handlers import (
     view_of_shown,
 )
 from .ui_overrides import Override, mixture_text
+from .uploads import SessionAdapters, session_engine
 
 log = logging.getLogger(__name__)
 MIN_PLOT_HEIGHT = 260  # px: a heatmap of one prompt row is otherwise a thin strip
@@ -118,23 +119,28 @@ class Actions:
             self._dataset[key] = {name: for_display(figure, name) for name, figure in figures}
         return self._dataset[key]
 
+    def studio_of(self, uploads: SessionAdapters | None) -> Studio:
+        """The Studio over this session's engine: the shared one, or the zoo plus the session's uploads."""
+        engine = session_engine(self.studio.engine, uploads)
+        return self.studio if engine is self.studio.engine else replace(self.studio, engine=engine)
+
     def route(self, prompt: str, *settings) -> tuple:
-        """prompt, controls..., pin, exclude -> table, heatmap, scatter, status, shown."""
-        *controls, pin, exclude = settings
+        """prompt, controls..., pin, exclude, uploads -> table, heatmap, scatter, status, shown."""
+        *controls, pin, exclude, uploads = settings
         with shown_errors():
-            view = route_view(self.studio, prompt, Controls(*controls), Override(pin, exclude))
+            view = route_view(self.studio_of(uploads), prompt, Controls(*controls), Override(pin, exclude))
         return self._routed(view, notify(view), previous=None)
 
     def reroute(self, prompt: str, *settings_and_shown) -> tuple:
         """A settings change re-routes at once and keeps the answers; without a prompt the plots show the dataset."""
-        *controls, pin, exclude, previous = settings_and_shown
+        *controls, pin, exclude, previous, uploads = settings_and_shown
         if not (prompt or "").strip():  # nothing to route: the dataset-level plots of these settings
             with shown_errors():
                 dataset = self.dataset_figures(Controls(*controls))
             kept = replace(previous, drawn=False) if previous is not None else gr.skip()
             return gr.skip(), dataset["signal_heatmap"], dataset["weight_similarity"], gr.skip(), kept
         with shown_errors():
-            view = route_view(self.studio, prompt, Controls(*controls), Override(pin, exclude))
+            view = route_view(self.studio_of(uploads), prompt, Controls(*controls), Override(pin, exclude))
         status = notify(view)
         if previous is not None and previous.generation is not None:
             view = replace(
@@ -151,12 +157,12 @@ class Actions:
     def generate(self, prompt: str, *settings) -> Iterator[tuple]:
         """-> logo, base, manual answers, table, heatmap, scatter, latency, status, shown; LoGo streams first."""
         controls, rest = settings[:N_CONTROLS], settings[N_CONTROLS:]
-        pin, exclude, manual, compare, mode, max_new, temperature, top_p, seed = rest
+        pin, exclude, manual, compare, mode, max_new, temperature, top_p, seed, uploads = rest
         sampling = Sampling(mode, max_new, temperature, top_p, None if seed in (None, "") else int(seed))
         skip7 = (gr.skip(),) * 7
         with shown_errors():
             stream = generate_stream(
-                self.studio, prompt, Controls(*controls), sampling, Override(pin, exclude), manual, compare
+                self.studio_of(uploads), prompt, Controls(*controls), sampling, Override(pin, exclude), manual, compare
             )
             for text, view in stream:
                 if view is None:

@@ -101,9 +101,12 @@ def heatmap_figure(
     if dataset.matrix is not None:
         _legend_box(fig, "the row's own-task adapter", figures.HIGHLIGHT)
     notes.append(dataset.note)
+    legend_px = 26  # one line of legend under the column names
     fig.update_layout(
         showlegend=True,
-        legend=dict(orientation="h", x=0, xanchor="left", y=1.0, yanchor="bottom", yref="container", font_size=12),
+        legend=dict(orientation="h", x=0, xanchor="left", y=0, yanchor="bottom", yref="container", font_size=12),
+        margin_b=(fig.layout.margin.b or 0) + legend_px,
+        height=(fig.layout.height or 0) + legend_px,
     )
     fig.update_xaxes(range=[-0.5, len(fig.layout.xaxis.ticktext or []) - 0.5])
     return _subtitle(fig, "; ".join(notes))
@@ -169,10 +172,7 @@ def scatter_figure(
                 hovertemplate="<b>%{text}</b><br>weight %{x:.3f}<br>similarity %{y:.3f}<extra></extra>",
             )
         )
-    stats_text = (
-        f"{method_note}: Pearson r = {stats['pearson_r']:.3f} · Spearman ρ = {stats['spearman_rho']:.3f} · "
-        f"n = {stats['n']:,}"
-    )
+    stats_text = f"Pearson r = {stats['pearson_r']:.3f} · Spearman ρ = {stats['spearman_rho']:.3f} · n = {stats['n']:,}"
     fig.add_annotation(
         text=stats_text,
         x=0.0,
@@ -222,9 +222,9 @@ def latency_figure(
     fig = figures.latency_curve({**curves, **bench_series}, title="Latency amortisation")
     for trace in fig.data[len(curves) :]:
         trace.line.dash, trace.line.width = "dot", 1.5
-    measured = (
-        f"measured: this request's {logo.n_tokens}-token answer (probe and merge included)"
-        + (f" and the base model's {base.n_tokens}-token answer to the same prompt, run right after it" if base else "")
-        + ", one warm run each"
+    measured = f"measured: this answer ({logo.n_tokens} tokens, probe and merge included)" + (
+        f" and the base model's answer to the same prompt ({base.n_tokens} tokens, run right after); one warm run each"
+        if base
+        else "; the base model's answer follows"
     )
     return _subtitle(fig, "; ".join(filter(None, [measured, bench_note])))

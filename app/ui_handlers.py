@@ -170,11 +170,10 @@ class Studio:
             block_index(probe.block, self.n_blocks) != block_index(DATASET_PROBE.block, self.n_blocks)
             or replace(probe, block=DATASET_PROBE.block) != DATASET_PROBE
         ):
-            where = f"block {self.n_blocks - 1} (the last), {DATASET_PROBE.module}, {DATASET_PROBE.probe_input} input"
             return ui_figures.DatasetRows(
                 None,
-                f"evaluation rows hidden: they were measured at {where}, {DATASET_PROBE.aggregate} token; "
-                f"choose that probe to compare",
+                f"evaluation rows hidden: measured at the last block (block {self.n_blocks - 1}) only; "
+                f"choose it (preset 'paper') to compare",
             )
         if calibration == "none":
             return ui_figures.DatasetRows(matrix, "rows below: evaluation tasks, mean raw signal of their test inputs")
@@ -308,7 +307,10 @@ def scatter_figure(studio: Studio, signal: str, calibration: str, routing: Routi
 
 def latency_figure(studio: Studio, generation: Generation | None, base: Generation | None) -> go.Figure:
     engine = studio.engine
-    bench = ui_figures.bench_curves(engine.device.type, str(next(engine.model.parameters()).dtype).split(".")[-1])
+    bench = ({}, "")
+    if engine.config.base_model == "embedded":  # the benchmarks measured the embedded model only
+        dtype = str(next(engine.model.parameters()).dtype).split(".")[-1]
+        bench = ui_figures.bench_curves(engine.device.type, dtype)
     return ui_figures.latency_figure(generation, base, bench)
 
 

@@ -1,14 +1,19 @@
-"""LoGo Studio in a real Chromium (Playwright): pick an example, toggle entropy, generate, see the plots, export."""
+"""LoGo Studio in a real Chromium (Playwright): re-routes that are never stale, answers side by side, exports,
+a phone viewport, the LoRA-Gen tab. Screenshots of the desktop (1280 px) and phone (390 px) views go to out/."""
 
 from __future__ import annotations
 
 import shutil
+import threading
+import time
 from pathlib import Path
 
 import pytest
+import torch
 
 from analysis.export import png_export_available
 from app.ui import build_demo, launch_options
+from logo.loragen import LoraGenConfig, LoraGenerator
 from tests.test_ui import EXAMPLES, HashEmbedder, free_port, tiny_engine, write_tiny_assets
 
 pytestmark = pytest.mark.browser
@@ -22,38 +27,82 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
-SCREENSHOT_FOR_THE_LEAD = Path("/tmp/logo_ui_screenshot.png")
+SCREENSHOTS = Path(__file__).resolve().parents[1] / "out"
 PLOT_TRACES = "() => [...document.querySelectorAll('.js-plotly-plot')].map(p => (p.data || []).length)"
+HEATMAP_META = "() => { const p = document.querySelector('#plot-heatmap .js-plotly-plot'); return p && p.layout.meta; }"
+TICKS = "() => (document.querySelector('#routing-table').innerText.match(/✓/g) || []).length"
+SETTLED = """([k, calibration]) => {
+  const p = document.querySelector('#plot-heatmap .js-plotly-plot');
+  const meta = p && p.layout && p.layout.meta;
+  const ticks = (document.querySelector('#routing-table').innerText.match(/✓/g) || []).length;
+  return !!meta && meta.k === k && meta.calibration === calibration && ticks === k;
+}"""
+
+
+class SlowRoutes:
+    """engine.route with an adjustable delay, so a test can change a setting while a re-route runs."""
+
+    def __init__(self, engine):
+        self.delay_s, self.calls, self._route = 0.0, 0, engine.route
+        engine.route = self
+
+    def __call__(self, *args, **kwargs):
+        self.calls += 1
+        time.sleep(self.delay_s)
+        return self._route(*args, **kwargs)
 
 
 @pytest.fixture(scope="module")
-def url(tiny_world, tmp_path_factory):
+def served(tiny_world, tmp_path_factory):
     engine = tiny_engine(tiny_world, tmp_path_factory.mktemp("cache"))
     assets = write_tiny_assets(tmp_path_factory.mktemp("assets"))
-    demo = build_demo(engine, examples=EXAMPLES, assets_dir=assets, embedder=HashEmbedder())
+    config = LoraGenConfig(edge_model="tiny", reader_model="tiny", router_hidden=16)
+    loads = []
+
+    def load_generator():  # as app.py wires it: loaded on first use, the edge model the engine's
+        loads.append(threading.current_thread().name)
+        generator = LoraGenerator.build(config, edge=engine.base, reader=tiny_world.base())
+        with torch.no_grad():
+            for p in generator.model.experts.parameters():
+                p.normal_(0, 0.05)
+        return generator
+
+    slow = SlowRoutes(engine)
+    demo = build_demo(engine, examples=EXAMPLES, assets_dir=assets, embedder=HashEmbedder(), loragen=load_generator)
     port = free_port()
     demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, quiet=True, **launch_options())
     try:
-        yield f"http://127.0.0.1:{port}/"
+        yield f"http://127.0.0.1:{port}/", slow, loads
     finally:
         demo.close()
 
 
 @pytest.fixture(scope="module")
-def page(url):
+def browser():
     if CHROMIUM is None:
         pytest.skip("BROWSER TEST SKIPPED: no `chromium` on PATH; install it with `apt-get install -y chromium`")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        context = browser.new_context(viewport={"width": 1600, "height": 1000}, accept_downloads=True)
-        page = context.new_page()
-        page.set_default_timeout(30_000)
-        page.goto(url)
-        page.wait_for_selector("#prompt textarea")
-        yield page
+        yield browser
         browser.close()
+
+
+def open_page(browser, url: str, width: int, height: int = 900):
+    context = browser.new_context(viewport={"width": width, "height": height}, accept_downloads=True)
+    page = context.new_page()
+    page.set_default_timeout(30_000)
+    page.goto(url, wait_until="load")
+    page.wait_for_selector("#prompt textarea")
+    return page
+
+
+@pytest.fixture(scope="module")
+def page(browser, served):
+    page = open_page(browser, served[0], 1280)
+    yield page
+    page.context.close()
 
 
 def download(page, name: str, folder: Path) -> Path:
@@ -67,27 +116,52 @@ def download(page, name: str, folder: Path) -> Path:
     return path
 
 
-def test_example_entropy_generate_plots_and_exports(page, tmp_path):
+def test_the_k_box_reroutes_and_a_change_during_a_reroute_is_not_lost(page, served):
+    _, slow, _ = served
+    page.locator("#prompt textarea").fill("sort the words cat dog bird")
+    page.locator("#calibration").get_by_text("none", exact=True).click()
+    page.wait_for_function(SETTLED, arg=[3, "none"])
+    box = page.locator("#k input[type=number]")
+    box.fill("2")
+    box.press("Enter")  # typed into the number box: it re-routes (it used to keep the old table)
+    page.wait_for_function(SETTLED, arg=[2, "none"])
+
+    slow.delay_s = 1.5
+    try:
+        page.locator("#calibration").get_by_text("mean", exact=True).click()
+        time.sleep(0.4)  # that re-route is running now
+        box.fill("4")
+        box.press("Enter")
+        page.wait_for_function(SETTLED, arg=[4, "mean"], timeout=20_000)
+        time.sleep(2.0)  # nothing older may land afterwards
+    finally:
+        slow.delay_s = 0.0
+    meta = page.evaluate(HEATMAP_META)
+    assert (meta["k"], meta["calibration"], len(meta["selected"])) == (4, "mean", 4)
+    assert page.evaluate(TICKS) == 4
+
+
+def test_example_generate_side_by_side_plots_and_exports(page, tmp_path):
     from playwright.sync_api import expect
 
-    # pick an example: the prompt fills in and the routing shows at once
     page.locator("#example input").click()
     page.get_by_role("option", name=EXAMPLES[1].label).click()
     expect(page.locator("#prompt textarea")).to_have_value(EXAMPLES[1].prompt)
     expect(page.locator("#routing-table")).to_contain_text("epsilon")
 
-    # toggle entropy, then generate: the answer streams in, the three plots draw
     page.locator("#signal").get_by_text("entropy", exact=True).click()
-    page.locator("#generate").click()
-    page.wait_for_function(f"() => ({PLOT_TRACES})().length === 3 && ({PLOT_TRACES})().every(n => n > 0)")
-    page.wait_for_function("() => document.querySelector('#answer textarea').value.length > 0")
-    expect(page.locator("#status")).to_contain_text("tokens")
-    traces = page.evaluate(PLOT_TRACES)
-    assert len(traces) == 3 and all(n > 0 for n in traces), traces
+    page.locator("#prompt textarea").press("Enter")  # Enter submits (Shift+Enter is a new line)
+    page.wait_for_function("() => document.querySelector('#answer-manual textarea').value.length > 0")
+    assert page.locator("#prompt textarea").input_value() == EXAMPLES[1].prompt  # no newline was typed
+    for box in ("#answer", "#answer-base", "#answer-manual"):
+        assert page.locator(f"{box} textarea").input_value(), box
+    expect(page.locator("#answer-manual")).to_contain_text("Oracle: alpha")
+    page.wait_for_function(f"() => ({PLOT_TRACES})().length >= 3 && ({PLOT_TRACES})().every(n => n > 0)")
     names = page.evaluate("() => [...document.querySelectorAll('.js-plotly-plot')].map(p => p.data.map(t => t.name))")
-    assert ["LoGo (mixture, k=3)", "base model"] in names
+    latency = next(n for n in names if any("this answer" in (name or "") for name in n))
+    assert "base model: the same prompt" in latency
+    expect(page.locator("#status")).to_contain_text("tokens")
 
-    # exports: HTML always, PNG where Chromium renders
     page.locator("#export-html").click()
     html = download(page, "latency.html", tmp_path)
     assert "plotly" in html.read_text(encoding="utf-8")[:300_000].lower()
@@ -97,8 +171,62 @@ def test_example_entropy_generate_plots_and_exports(page, tmp_path):
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     else:
         assert page.locator("#export-png").is_disabled()
+    SCREENSHOTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / "studio_desktop.png"), full_page=True)
 
-    shot = tmp_path / "logo_ui.png"
-    page.screenshot(path=str(shot), full_page=True)
-    shutil.copy(shot, SCREENSHOT_FOR_THE_LEAD)
-    assert shot.stat().st_size > 10_000
+
+def test_phone_viewport_gives_every_plot_a_plot_area(browser, served):
+    page = open_page(browser, served[0], 390, 844)
+    try:
+        page.locator("#prompt textarea").fill("sort the words cat dog bird")
+        page.locator("#route").click()
+        page.wait_for_function("() => (" + TICKS + ")() > 0")
+        time.sleep(1.0)  # the plots refit to their column
+        widths = page.evaluate(
+            "() => [...document.querySelectorAll('.js-plotly-plot')].map(p => p._fullLayout._size.w)"
+        )
+        assert len(widths) == 3 and all(w >= 150 for w in widths), widths
+        table = page.locator("#routing-table").inner_text()
+        assert "translation" in table and "…" not in table  # full values, not "s.."
+        page.screenshot(path=str(SCREENSHOTS / "studio_phone.png"), full_page=True)
+    finally:
+        page.context.close()
+
+
+def test_loragen_tab_generates_and_tries_an_adapter(page, served):
+    from playwright.sync_api import expect
+
+    _, _, loads = served
+    assert loads == []  # not loaded at start-up
+    page.get_by_role("tab", name="LoRA-Gen").click()
+    page.locator("#loragen-description textarea").fill("count the words")
+    page.locator("#loragen-generate").click()
+    expect(page.locator("#loragen-card")).to_contain_text("Adapter", timeout=60_000)
+    page.locator("#loragen-input textarea").fill("count one two")
+    page.locator("#loragen-try").click()
+    expect(page.locator("#loragen-latency")).to_contain_text("prompt in context", timeout=60_000)
+    assert len(loads) == 1
+    page.get_by_role("tab", name="Studio").click()
+
+
+def test_an_upload_is_accepted_and_routed_and_a_bad_one_refused(page, served, tiny_world, tmp_path):
+    from playwright.sync_api import expect
+
+    source = tiny_world.pool_dir / "alpha"
+    panel = page.locator("#uploads")
+    panel.get_by_text("Your own adapters").first.click()
+    files = [str(source / "adapter_config.json"), str(source / "adapter_model.safetensors")]
+    panel.locator("input[type=file]").set_input_files(files)
+    panel.get_by_label("name (optional)").fill("mine")
+    panel.get_by_role("button", name="Add adapter").click()
+    expect(panel).to_contain_text("**mine**".strip("*"), timeout=60_000)
+    expect(panel).to_contain_text("this session only):", timeout=5_000)
+    page.locator("#prompt textarea").fill("translate to french the cat is red")
+    page.locator("#route").click()
+    expect(page.locator("#routing-table")).to_contain_text("mine", timeout=30_000)  # routed like the zoo's
+
+    panel.locator("input[type=file]").set_input_files([str(source / "adapter_config.json")])
+    panel.get_by_label("name (optional)").fill("half")
+    panel.get_by_role("button", name="Add adapter").click()  # one of the two files: refused, the message says why
+    expect(page.locator(".toast-body").first).to_contain_text("adapter_model.safetensors", timeout=30_000)
+    expect(panel).not_to_contain_text("half**")

@@ -15,6 +15,14 @@
     new MutationObserver(refit).observe(plots, { childList: true, subtree: true });
     return true;
   };
+  // Enter (or Ctrl/Cmd+Enter) in the prompt answers it; Shift+Enter is a new line
+  document.addEventListener("keydown", (event) => {
+    const prompt = event.target.closest && event.target.closest("#prompt");
+    if (!prompt || event.key !== "Enter" || event.shiftKey || event.isComposing) return;
+    event.preventDefault();
+    event.stopPropagation();
+    document.getElementById("generate")?.click();
+  }, true);
   if (!watch()) {
     const wait = new MutationObserver(() => watch() && wait.disconnect());
     wait.observe(document.body, { childList: true, subtree: true });
