@@ -9,7 +9,7 @@ from pathlib import Path
 
 import gradio as gr
 
-from analysis.export import ExportFolder, png_export_available
+from analysis.export import FORMATS, MAX_SCALE, ExportFolder, png_export_available
 from analysis.similarity import TaskEmbedder
 from logo.config import (
     AGGREGATES,
@@ -28,7 +28,7 @@ from logo.config import (
 from logo.engine import LoGoEngine
 
 from . import ui_api
-from .ui_actions import Actions, for_display
+from .ui_actions import EXPORTS, Actions, for_display
 from .ui_data import DEFAULT_ASSETS_DIR, Example, StudioData
 from .ui_handlers import DATASET_PROBE, TABLE_COLUMNS, Controls, Studio, dataset_figures, token_cap
 from .uploads import UPLOAD_MAX_BYTES, SessionAdapters, upload_panel
@@ -44,6 +44,7 @@ SESSION_CAPACITY = 64
 SESSION_TTL_S = 3600  # a session's routing and answer (for exports and re-routes) are dropped an hour after use
 EXPORT_SWEEP = (60, 15 * 60)  # Gradio's delete_cache: every minute, delete served files older than 15 minutes
 MAX_UPLOAD = UPLOAD_MAX_BYTES  # a bound on what /gradio_api/upload accepts: one adapter upload
+CLICK_FIRST_DOWNLOAD = "() => setTimeout(() => document.querySelector('#downloads a[download]')?.click(), 250)"
 WARM_PROBES = (ProbeConfig(), DATASET_PROBE)  # calibration the presets need: recommended (block -2), the last block
 
 
@@ -306,16 +307,30 @@ def build_demo(
                         card = gr.Markdown(elem_id="card")
                     with gr.Group(elem_id="exports"):
                         with gr.Row():
-                            html_btn = gr.Button("Plots → HTML", size="sm", min_width=80, elem_id="export-html")
-                            png_btn = gr.Button(
-                                "Plots → PNG", size="sm", min_width=80, interactive=png_ok, elem_id="export-png"
+                            export_what = gr.Dropdown(
+                                list(EXPORTS), value="heatmap", label="Export", min_width=120, elem_id="export-what"
                             )
-                            csv_btn = gr.Button("Table → CSV", size="sm", min_width=80, elem_id="export-csv")
-                            zip_btn = gr.Button("All → zip", size="sm", min_width=80, elem_id="export-zip")
+                            export_fmt = gr.Radio(
+                                list(FORMATS) if png_ok else ["html"],
+                                value="png" if png_ok else "html",
+                                label="Format",
+                                elem_id="export-format",
+                            )
+                        with gr.Row():
+                            export_scale = gr.Slider(
+                                1, MAX_SCALE, value=2, step=0.5, label="PNG scale", elem_id="export-scale"
+                            )
+                            export_titles = gr.Checkbox(True, label="With titles", elem_id="export-titles")
+                            export_btn = gr.Button("Download", variant="secondary", interactive=False, elem_id="export")
                         if not png_ok:
-                            gr.Markdown(f"PNG export is off here: {png_reason}", elem_classes="note")
+                            gr.Markdown(f"PNG, SVG and PDF are off here: {png_reason}", elem_classes="note")
                     downloads = gr.File(
-                        label="Downloads", file_count="multiple", interactive=False, visible=False, elem_id="downloads"
+                        label="Exported (with metadata.json: prompt, answers, settings, model, adapter hashes, "
+                        "versions)",
+                        file_count="multiple",
+                        interactive=False,
+                        visible=False,
+                        elem_id="downloads",
                     )
                     with gr.Accordion("Your own adapters (this session only)", open=False, elem_id="uploads"):
                         upload = upload_panel(engine, uploads)
@@ -356,7 +371,9 @@ def build_demo(
         overrides = [pin, exclude]
         routed = [table, heatmap, scatter, status, shown]
         private = {"api_visibility": "private"}
-        route_btn.click(on_gpu(actions.route), [prompt, *controls, *overrides, uploads], routed, **private)
+        route_event = route_btn.click(
+            on_gpu(actions.route), [prompt, *controls, *overrides, uploads], routed, **private
+        )
         generation = {
             "fn": on_gpu(actions.generate),
             "inputs": [prompt, *controls, *overrides, manual, compare, mode, max_new, sample_t, top_p, seed, uploads],
@@ -374,16 +391,23 @@ def build_demo(
             **private,
         }
         example.change(actions.pick_example, example, prompt, **private).then(**reroute)
-        gr.on([control.change for control in (*controls, *overrides, upload["changed"])], **reroute)
+        reroute_event = gr.on([control.change for control in (*controls, *overrides, upload["changed"])], **reroute)
         preset.input(actions.preset, preset, controls, **private)
         compare_btn.click(actions.compare, prompt, comparison, **private)
         copy_btn.click(actions.copy_mixture, shown, manual, **private)
         card_pick.change(actions.card, card_pick, card, **private)
-        for button, kind in ((html_btn, "html"), (png_btn, "png"), (csv_btn, "csv"), (zip_btn, "zip")):
-            # exports read the session's state, so they are not API endpoints; one at a time (PNG starts Chromium)
-            button.click(
-                actions.export(kind), shown, downloads, concurrency_limit=1, concurrency_id="export", **private
-            )
+        # exports read the session's state, so they are not API endpoints; one at a time (PNG starts Chromium);
+        # the first file's link is clicked at once: one click downloads
+        export_btn.click(
+            actions.export,
+            [shown, export_what, export_fmt, export_scale, export_titles, uploads],
+            downloads,
+            concurrency_limit=1,
+            concurrency_id="export",
+            **private,
+        ).then(None, js=CLICK_FIRST_DOWNLOAD, **private)
+        for event in (route_event, generate_event, reroute_event):
+            event.then(actions.exportable, shown, export_btn, **private)  # enabled once there is something
 
     demo.queue(max_size=queue_size, default_concurrency_limit=concurrency)
     return demo

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import replace
 
 import gradio as gr
@@ -23,6 +23,7 @@ from .ui_handlers import (
     View,
     compare_presets,
     dataset_figures,
+    export_metadata_of,
     export_view,
     generate_stream,
     route_view,
@@ -35,6 +36,13 @@ log = logging.getLogger(__name__)
 MIN_PLOT_HEIGHT = 260  # px: a heatmap of one prompt row is otherwise a thin strip
 EMPTY_PLOT_HEIGHT = 240  # px: a figure that only says what is missing
 N_CONTROLS = len(Controls.__dataclass_fields__)
+EXPORTS = {
+    "heatmap": "signal_heatmap",
+    "scatter": "weight_similarity",
+    "latency": "latency",
+    "table (CSV)": "csv",
+    "everything (zip)": "zip",
+}  # the export picker's labels -> export_view's kinds
 SELECTED_ROW = "background-color: rgba(99, 102, 241, 0.16); font-weight: 600"
 
 
@@ -198,17 +206,22 @@ class Actions:
                     shown,
                 )
 
-    def export(self, kind: str) -> Callable[[Shown | None], dict]:
-        """The export button `kind`: files written into a fresh private folder, shown in the Downloads list."""
+    def export(self, shown: Shown | None, what: str, fmt: str, scale: float, titles: bool, uploads=None) -> dict:
+        """One click: the chosen figure (or table, or zip) written with its metadata into a fresh private folder;
+        the page's JS then clicks its link, so the browser downloads it at once."""
+        if shown is None:
+            raise gr.Error("Nothing to export yet: route or generate first.")
+        kind = EXPORTS.get(what, what)
+        with shown_errors(), self.exports.new() as folder:
+            studio = self.studio_of(uploads)
+            view = view_of_shown(studio, shown)
+            hashes = uploads.hashes if uploads is not None else None
+            metadata = export_metadata_of(studio, view, hashes)
+            paths = export_view(view, kind, folder, fmt=fmt, scale=scale, titles=titles, metadata=metadata)
+            return gr.update(value=paths, visible=True)
 
-        def run(shown: Shown | None) -> dict:
-            if shown is None:
-                raise gr.Error("Nothing to export yet: route or generate first.")
-            with shown_errors(), self.exports.new() as folder:
-                return gr.update(value=export_view(view_of_shown(self.studio, shown), kind, folder), visible=True)
-
-        run.__name__ = f"export_{kind}"
-        return run
+    def exportable(self, shown: Shown | None) -> dict:
+        return gr.update(interactive=shown is not None)
 
     def pick_example(self, index: int | None) -> str:
         return gr.skip() if index is None else self.studio.data.examples[int(index)].prompt

@@ -6,6 +6,7 @@ on analysis.figures), files from analysis.export, the maths of routing from the 
 
 from __future__ import annotations
 
+import json
 import tempfile
 import threading
 from collections.abc import Iterator, Mapping
@@ -464,19 +465,76 @@ def compare_presets(studio: Studio, prompt: str, first: str = "paper", second: s
 # ---------------------------------------------------------------- exports
 
 
-def export_view(view: View, kind: str, directory: Path | None = None) -> list[str]:
-    """Write the view's figures / table as `kind` (html, png, csv, zip) into a fresh folder; the file paths."""
+def export_metadata_of(studio: Studio, view: View, hashes: Mapping[str, Mapping] | None = None) -> dict:
+    """What reproduces the view's figures: prompt, answers, every setting, the model, the adapters' file hashes."""
+    generation = view.generation
+    answers = {
+        "logo": generation.text if generation else None,
+        "base": view.base.text if view.base else None,
+        "manual": view.manual.text if view.manual else None,
+        "manual_mixture": view.manual_label or None,
+    }
+    settings = {
+        "routing": view.routing.config,
+        "selected": dict(view.routing.mixture),
+        "generation": generation.config if generation else None,
+    }
+    adapters = {a.name: a.source for a in studio.engine.pool.adapters} | dict(hashes or {})
+    return export.export_metadata(
+        prompt=view.routing.prompt,
+        answer=answers["logo"],
+        settings=settings,
+        model=studio.engine.config.base_model,
+        adapters=adapters,
+        extra={"answers": answers},
+    )
+
+
+def export_view(
+    view: View,
+    kind: str,
+    directory: Path | None = None,
+    *,
+    fmt: str = "png",
+    scale: float = 2,
+    titles: bool = True,
+    metadata: Mapping | None = None,
+) -> list[str]:
+    """Write `kind` of the view into a fresh folder; the paths, the download first, then metadata.json beside it.
+
+    kind: one figure name of FIGURES (as `fmt`: png, svg, pdf or html, at `scale`, with or without titles),
+    "csv" (the table), "zip" (every figure as html and `fmt`, the table, metadata.json), or "html" / "png"
+    (every figure).
+    """
     directory = Path(directory or tempfile.mkdtemp(prefix="logo-studio-export-"))
     directory.mkdir(parents=True, exist_ok=True)
     figs = {name: view.figures[name] for name in FIGURES if name in view.figures}
-    if kind == "html":
-        paths = [export.export_html(fig, directory / f"{name}.html") for name, fig in figs.items()]
-    elif kind == "png":
-        paths = [export.export_png(fig, directory / f"{name}.png") for name, fig in figs.items()]
+    options = {"scale": scale, "titles": titles, "metadata": metadata}
+    if kind in FIGURES:
+        if kind not in figs:
+            raise ValueError(f"there is no {kind} figure yet: generate an answer first")
+        paths = [export.export_figure(figs[kind], directory / f"{kind}.{fmt}", fmt, **options)]
+    elif kind in ("html", "png"):
+        paths = [export.export_figure(fig, directory / f"{name}.{kind}", kind, **options) for name, fig in figs.items()]
     elif kind == "csv":
         paths = [export.export_csv(view.table, directory / "routing.csv")]
     elif kind == "zip":
-        paths = [export.export_bundle(figs, {"routing": view.table}, directory / "logo_studio_export.zip")]
+        formats = tuple(dict.fromkeys(("html", fmt)))
+        paths = [
+            export.export_bundle(
+                figs,
+                {"routing": view.table},
+                directory / "logo_studio_export.zip",
+                scale,
+                formats=formats,
+                titles=titles,
+                metadata=metadata,
+            )
+        ]
     else:
-        raise ValueError(f"unknown export kind {kind!r}: choose html, png, csv or zip")
+        raise ValueError(f"unknown export {kind!r}: choose one of {', '.join(FIGURES)}, csv, zip, html or png")
+    if metadata is not None and kind != "zip":  # the zip holds its own metadata.json
+        beside = directory / export.METADATA_FILE
+        beside.write_text(json.dumps(metadata, indent=2, default=str), encoding="utf-8")
+        paths.append(beside)
     return [str(p) for p in paths]

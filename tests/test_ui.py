@@ -22,6 +22,7 @@ import pytest
 from gradio_client import Client
 from gradio_client.exceptions import AppError
 
+from analysis.export import read_metadata
 from analysis.similarity import TaskEmbedder
 from app.ui import Actions, build_demo, launch_options, on_gpu, probe_modules
 from app.ui_data import Example, StudioData, examples_from_tasks, read_tasks
@@ -35,6 +36,7 @@ from app.ui_handlers import (
     Studio,
     cap_new_tokens,
     clean_prompt,
+    export_metadata_of,
     export_view,
     generate_stream,
     route_view,
@@ -427,12 +429,20 @@ def test_exports(studio, monkeypatch):
     assert "plotly" in Path(html[0]).read_text()[:200_000].lower()
     (csv,) = export_view(view, "csv")
     pd.testing.assert_frame_equal(pd.read_csv(csv), view.table, check_dtype=False)
+    metadata = export_metadata_of(studio, view)
+    one, beside = export_view(view, "latency", fmt="html", titles=False, metadata=metadata)
+    assert Path(one).name == "latency.html" and Path(beside).name == "metadata.json"
+    recorded = read_metadata(one)
+    assert recorded["prompt"] == "what is two + three ?" and recorded["answer"] == view.generation.text
+    assert recorded["settings"]["routing"]["k"] == view.routing.config["k"]
+    assert set(recorded["adapters"]) == set(studio.engine.adapter_names)
+    assert json.loads(Path(beside).read_text())["prompt"] == recorded["prompt"]
     monkeypatch.setattr("analysis.export.png_export_available", lambda: (False, "no Chromium in this test"))
-    (bundle,) = export_view(view, "zip")
+    (bundle,) = export_view(view, "zip", fmt="html", metadata=metadata)
     with zipfile.ZipFile(bundle) as archive:
-        assert {"latency.html", "routing.csv", "PNG_SKIPPED.txt"} <= set(archive.namelist())
+        assert {"latency.html", "routing.csv", "metadata.json"} <= set(archive.namelist())
     with pytest.raises(gr.Error, match="Nothing to export"):
-        Actions(studio).export("csv")(None)
+        Actions(studio).export(None, "heatmap", "png", 2, True)
 
 
 def test_gpu_handlers_use_spaces_only_when_importable(monkeypatch):

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from analysis.export import png_export_available
+from analysis.export import png_export_available, read_metadata
 from app.ui import build_demo, launch_options
 from logo.loragen import LoraGenConfig, LoraGenerator
 from tests.test_ui import EXAMPLES, HashEmbedder, free_port, tiny_engine, write_tiny_assets
@@ -105,17 +105,6 @@ def page(browser, served):
     page.context.close()
 
 
-def download(page, name: str, folder: Path) -> Path:
-    """Click the link of one file in the Downloads list and save what the browser receives."""
-    link = page.locator(f"#downloads a[download='{name}']")
-    link.wait_for()
-    with page.expect_download() as info:
-        link.click()
-    path = folder / info.value.suggested_filename
-    info.value.save_as(path)
-    return path
-
-
 def test_the_k_box_reroutes_and_a_change_during_a_reroute_is_not_lost(page, served):
     _, slow, _ = served
     page.locator("#prompt textarea").fill("sort the words cat dog bird")
@@ -162,15 +151,17 @@ def test_example_generate_side_by_side_plots_and_exports(page, tmp_path):
     assert "base model: the same prompt" in latency
     expect(page.locator("#status")).to_contain_text("tokens")
 
-    page.locator("#export-html").click()
-    html = download(page, "latency.html", tmp_path)
-    assert "plotly" in html.read_text(encoding="utf-8")[:300_000].lower()
-    if png_export_available()[0]:
-        page.locator("#export-png").click()
-        png = download(page, "signal_heatmap.png", tmp_path)
-        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    else:
-        assert page.locator("#export-png").is_disabled()
+    formats = ["png", "svg", "pdf", "html"] if png_export_available()[0] else ["html"]
+    magic = {"png": b"\x89PNG\r\n\x1a\n", "svg": b"<", "pdf": b"%PDF", "html": b"<"}
+    for fmt in formats:  # one click downloads the figure; its metadata is inside it
+        page.locator("#export-format").get_by_text(fmt, exact=True).click()
+        with page.expect_download(timeout=60_000) as info:
+            page.locator("#export").click()
+        path = tmp_path / info.value.suggested_filename
+        info.value.save_as(path)
+        assert path.name == f"signal_heatmap.{fmt}" and path.read_bytes().lstrip()[: len(magic[fmt])] == magic[fmt]
+        metadata = read_metadata(path)
+        assert metadata["prompt"] == EXAMPLES[1].prompt and metadata["settings"]["routing"]["signal"] == "entropy"
     SCREENSHOTS.mkdir(exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / "studio_desktop.png"), full_page=True)
 
