@@ -4,11 +4,13 @@ python -m bench.soak [--requests 200] [--every 20] [--warm-up 20] [--concurrency
 
 1. Launch the server in a subprocess (default: `python app.py`, the embedded model with the zoo adapters) on a
    free port, and wait until its page answers.
-2. Send `--requests` route + generate pairs over the web API (plain HTTP, each pair in a fresh session unless
-   `--sessions N`), reading the server's RSS (VmRSS in /proc/<pid>/status) every `--every` pairs.
+2. Send `--requests` route + generate pairs through the page's own events (Gradio's queue protocol, as a browser
+   does: table, figures and streamed answer; each pair in a fresh session unless `--sessions N`), reading the
+   server's RSS (VmRSS in /proc/<pid>/status) every `--every` pairs.
 3. Print the curve and the growth after warm-up (RSS at the last pair minus RSS after `--warm-up` pairs).
-4. For each `--concurrency` level C: answer a set of requests one at a time (the solo answers), then send them
-   from C threads at once; print mismatches against the solo answers, failures, and p50/p95 latency.
+4. For each `--concurrency` level C: answer a set of requests one at a time over the raw /route and /generate
+   endpoints (the solo answers), then send them from C threads at once; print mismatches (selection, weights
+   or text) against the solo answers, failures, and p50/p95 latency.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ PROMPTS = (
 )
 START_TIMEOUT_S = 900  # the embedded model dequantises and calibrates on a first start (minutes on 2 cores)
 REQUEST_TIMEOUT_S = 600
+ROUTE_BUTTON, GENERATE_BUTTON, MAX_NEW_LABEL = "Route only", "Generate", "Max new tokens"  # the page's own labels
 
 
 @dataclass
@@ -56,24 +59,77 @@ class Api:
     def of(cls, url: str) -> Api:
         info = httpx.get(f"{url}/gradio_api/info", timeout=30).json()["named_endpoints"]
         defaults = {
-            name.lstrip("/"): [p.get("parameter_default") for p in endpoint["parameters"]]
+            name.lstrip("/"): {p["parameter_name"]: p.get("parameter_default") for p in endpoint["parameters"]}
             for name, endpoint in info.items()
         }
         return cls(url, defaults)
 
-    def call(self, api: str, prompt: str, session: str | None = None, **changes) -> list:
-        """The endpoint's final output for `prompt` (other inputs at their defaults, or `changes` by position)."""
-        data = list(self.defaults[api])
-        data[0] = prompt
-        for index, value in changes.items():
-            data[int(index.lstrip("p"))] = value
-        body = {"data": data, "session_hash": session or uuid.uuid4().hex}
+    def call(self, api: str, prompt: str, session: str | None = None, **changes) -> dict:
+        """The endpoint's result for `prompt` (other parameters at their defaults, or as named in `changes`)."""
+        params = dict(self.defaults[api])
+        unknown = set(changes) - set(params)
+        if unknown:
+            raise ValueError(f"/{api} has no parameter(s) {sorted(unknown)}: it takes {sorted(params)}")
+        params.update(changes, prompt=prompt)
+        body = {"data": list(params.values()), "session_hash": session or uuid.uuid4().hex}
         with httpx.Client(timeout=REQUEST_TIMEOUT_S) as http:
             posted = http.post(f"{self.url}/gradio_api/call/{api}", json=body)
             if posted.status_code != 200:
                 raise RuntimeError(f"/{api} refused the request: HTTP {posted.status_code} {posted.text[:200]}")
             stream = http.get(f"{self.url}/gradio_api/call/{api}/{posted.json()['event_id']}").text
-        return final_output(api, stream)
+        return final_output(api, stream)[0]
+
+
+@dataclass
+class Page:
+    """The Studio page's own events, driven over Gradio's queue protocol exactly as the browser drives them.
+
+    Unlike the raw /route and /generate endpoints, these return the table, the three figures and the streamed
+    answer: what a browser session costs the server.
+    """
+
+    url: str
+    events: dict[str, tuple[int, int, list]]  # button label -> (fn_index, trigger id, [(label, default)] per input)
+
+    @classmethod
+    def of(cls, url: str) -> Page:
+        config = httpx.get(f"{url}/config", timeout=30).json()
+        components = {c["id"]: c for c in config["components"]}
+        events = {}
+        for index, dependency in enumerate(config["dependencies"]):
+            if not dependency["targets"]:
+                continue
+            trigger = dependency["targets"][0][0]
+            label = components.get(trigger, {}).get("props", {}).get("value")
+            inputs = []
+            for component in map(components.__getitem__, dependency["inputs"]):
+                props = component.get("props", {})
+                inputs.append((props.get("label"), None if component["type"] == "state" else props.get("value")))
+            events.setdefault(label, (index, trigger, inputs))
+        return cls(url, events)
+
+    def click(self, button: str, prompt: str, session: str, **by_label) -> int:
+        """Click `button` with `prompt` (other inputs at the page's defaults or `by_label`); bytes streamed back."""
+        index, trigger, inputs = self.events[button]
+        data = [by_label.get(label, default) for label, default in inputs]
+        data[0] = prompt
+        body = {"data": data, "event_data": None, "fn_index": index, "trigger_id": trigger, "session_hash": session}
+        received = 0
+        with httpx.Client(timeout=REQUEST_TIMEOUT_S) as http:
+            posted = http.post(f"{self.url}/gradio_api/queue/join", json=body)
+            if posted.status_code != 200:
+                raise RuntimeError(f"{button!r} refused: HTTP {posted.status_code} {posted.text[:200]}")
+            with http.stream("GET", f"{self.url}/gradio_api/queue/data", params={"session_hash": session}) as stream:
+                for line in stream.iter_lines():
+                    received += len(line)
+                    if not line.startswith("data: "):
+                        continue
+                    message = json.loads(line.removeprefix("data: "))
+                    if message.get("msg") == "process_completed":
+                        if not message.get("success"):
+                            raise RuntimeError(f"{button!r} answered an error: {str(message)[:300]}")
+                        return received
+        raise RuntimeError(f"{button!r}: the stream ended without a result")
 
 
 def final_output(api: str, stream: str) -> list:
@@ -124,14 +180,14 @@ def start_server(command: Sequence[str], port: int, log_path: Path) -> subproces
     raise RuntimeError(f"the server did not answer within {START_TIMEOUT_S} s; its log: {log_path}")
 
 
-def soak(api: Api, pid: int, requests: int, every: int, warm_up: int, sessions: int, max_new_tokens: int) -> dict:
-    """Route + generate `requests` times; RSS (MiB) at 0 and every `every` pairs, and the growth after warm-up."""
+def soak(page: Page, pid: int, requests: int, every: int, warm_up: int, sessions: int, max_new_tokens: int) -> dict:
+    """Route + generate `requests` times on the page; RSS (MiB) at 0 and every `every` pairs, growth after warm-up."""
     pool = [uuid.uuid4().hex for _ in range(sessions)]
     curve = {0: rss_mib(pid)}
     for i, prompt in zip(range(1, requests + 1), itertools.cycle(PROMPTS), strict=False):
-        session = pool[i % sessions] if sessions else None
-        api.call("route", f"{prompt} ({i})", session)
-        api.call("generate", f"{prompt} ({i})", session, p9=max_new_tokens)
+        session = pool[i % sessions] if sessions else uuid.uuid4().hex
+        page.click(ROUTE_BUTTON, f"{prompt} ({i})", session)
+        page.click(GENERATE_BUTTON, f"{prompt} ({i})", session, **{MAX_NEW_LABEL: max_new_tokens})
         if i % every == 0 or i in (warm_up, requests):
             curve[i] = rss_mib(pid)
     return {"curve": curve, "growth_after_warm_up": curve[requests] - curve[warm_up]}
@@ -173,13 +229,15 @@ def concurrency(api: Api, clients: int, per_client: int, max_new_tokens: int) ->
     }
 
 
-def ask(api: Api, prompt: str, k: int, max_new_tokens: int) -> tuple[tuple, float]:
-    """(route table, answer) of one route + generate pair with `k` adapters, and its wall time in seconds."""
+def ask(api: Api, prompt: str, k: int, max_new_tokens: int) -> tuple[str, float]:
+    """(selection, weights, answer) of one route + generate pair with `k` adapters, and its wall time in seconds."""
     start = time.perf_counter()
     session = uuid.uuid4().hex
-    table = api.call("route", prompt, session, p3=k)[0]
-    answer = api.call("generate", prompt, session, p3=k, p9=max_new_tokens)[0]
-    return (json.dumps(table, sort_keys=True), answer), time.perf_counter() - start
+    routing = api.call("route", prompt, session, k=k)
+    answer = api.call("generate", prompt, session, k=k, max_new_tokens=max_new_tokens)
+    # what must not change under load: the selection, its weights and the text (timings do change)
+    same = json.dumps([routing["selected"], routing["weights"], answer["text"]])
+    return same, time.perf_counter() - start
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -201,8 +259,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     log_path = Path(os.environ.get("TMPDIR", "/tmp")) / f"logo-soak-server-{port}.log"
     server = start_server(command, port, log_path)
     try:
-        api = Api.of(f"http://127.0.0.1:{port}")
-        result = soak(api, server.pid, args.requests, args.every, args.warm_up, args.sessions, args.max_new_tokens)
+        url = f"http://127.0.0.1:{port}"
+        api, page = Api.of(url), Page.of(url)
+        result = soak(page, server.pid, args.requests, args.every, args.warm_up, args.sessions, args.max_new_tokens)
         print("pairs  RSS MiB")
         for i, rss in result["curve"].items():
             print(f"{i:5d}  {rss:8.1f}")
