@@ -92,7 +92,7 @@ def test_engine_recomputes_and_repairs_a_wrong_entry(engine):
 
 
 def test_engine_does_not_trust_a_consistent_entry_of_other_adapters(engine):
-    """An entry that is self-consistent but holds fewer or other adapters than the pool (reported by bench.bad_inputs)."""
+    """A self-consistent entry of fewer or other adapters than the pool (found by bench.bad_inputs)."""
     stats = engine.calibration_stats()
     path = engine.config.cache_dir / "calibration" / f"{stats.key}.json"
     data = json.loads(path.read_text())
