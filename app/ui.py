@@ -30,6 +30,7 @@ from logo.engine import LoGoEngine
 from . import ui_api
 from .ui_actions import EXPORTS, Actions, for_display
 from .ui_data import DEFAULT_ASSETS_DIR, Example, StudioData
+from .ui_figures import MAP_METHODS, adapter_map_figures
 from .ui_handlers import DATASET_PROBE, TABLE_COLUMNS, Controls, Studio, dataset_figures, token_cap
 from .uploads import UPLOAD_MAX_BYTES, SessionAdapters, upload_panel
 
@@ -354,6 +355,13 @@ def build_demo(
                     latency = gr.Plot(
                         initial["latency"], label="Latency amortisation", show_label=False, elem_id="plot-latency"
                     )
+            with gr.Tab("Adapter map", elem_id="map-tab"):
+                # static: the committed map, drawn once here and never sent again on a re-route
+                maps = {label: for_display(fig) for label, fig in adapter_map_figures(data.adapter_map).items()}
+                map_method = gr.Radio(
+                    list(maps), value=next(iter(MAP_METHODS)), label="Projection", elem_id="map-method"
+                )
+                map_plot = gr.Plot(maps[map_method.value], label="Adapter map", show_label=False, elem_id="plot-map")
             if loragen is not None:
                 from .ui_loragen import loragen_tab
 
@@ -396,6 +404,7 @@ def build_demo(
         compare_btn.click(actions.compare, prompt, comparison, **private)
         copy_btn.click(actions.copy_mixture, shown, manual, **private)
         card_pick.change(actions.card, card_pick, card, **private)
+        map_method.change(lambda label: maps[label], map_method, map_plot, **private)
         # exports read the session's state, so they are not API endpoints; one at a time (PNG starts Chromium);
         # the first file's link is clicked at once: one click downloads
         export_btn.click(

@@ -8,6 +8,7 @@ Layout read (all under the assets folder):
   results/signals_{norm|entropy}.csv   rows = tasks, columns = adapters
   results/weight_similarity.csv        columns weight, similarity, adapter, task
   results/task_centroids.json          task -> MiniLM embedding of the task
+  results/routing_v2/adapter_map.csv   adapter -> pca_x, pca_y, tsne_x, tsne_y, category
 """
 
 from __future__ import annotations
@@ -122,6 +123,7 @@ class StudioData:
     signal_matrices: dict[str, pd.DataFrame | None] = field(default_factory=dict)  # signal -> tasks x adapters
     weight_similarity: pd.DataFrame | None = None  # dataset-level scatter points
     centroids_path: Path | None = None  # results/task_centroids.json when present
+    adapter_map: pd.DataFrame | None = None  # results/routing_v2/adapter_map.csv: adapter -> PCA/t-SNE xy
 
     @classmethod
     def load(
@@ -140,6 +142,7 @@ class StudioData:
             signal_matrices={s: _read_csv(results / f"signals_{s}.csv", index_col=0) for s in SIGNALS},
             weight_similarity=_read_csv(results / "weight_similarity.csv"),
             centroids_path=centroids if centroids.is_file() else None,
+            adapter_map=_read_csv(results / "routing_v2" / "adapter_map.csv", index_col="adapter"),
         )
 
     def dataset_matrix(self, signal: str, adapters: Sequence[str]) -> pd.DataFrame | None:

@@ -16,9 +16,11 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from analysis import figures
+from analysis.adapter_map import adapter_map_figure
 from logo.results import Generation, Routing
 
 PROMPT_ROW = "▶ this prompt"
+MAP_METHODS = {"t-SNE": "tsne", "PCA": "pca"}  # the adapter map's choices -> adapter_map_figure's methods
 SELECTED = "#111111"  # outline of the selected adapters in the prompt row (high scores: yellow/green cells)
 DENSITY_BINS = 28  # per axis: the dataset cloud as counts in 28 x 28 cells, a few kB whatever its size
 BENCH_DIR = Path(__file__).resolve().parent.parent / "bench" / "results"
@@ -228,3 +230,16 @@ def latency_figure(
         else "; the base model's answer follows"
     )
     return _subtitle(fig, "; ".join(filter(None, [measured, bench_note])))
+
+
+def adapter_map_figures(coords: pd.DataFrame | None) -> dict[str, go.Figure]:
+    """The committed adapter map (analysis/adapter_map.py), one figure per projection; a note when none is committed.
+
+    Static: built once at start-up from the CSV, never per prompt.
+    """
+    if coords is None or coords.empty:
+        fig = go.Figure().update_layout(template="plotly_white", title="Adapter map")
+        note = _subtitle(fig, "no adapter map committed yet: run python -m analysis.adapter_map")
+        return dict.fromkeys(MAP_METHODS, note)
+    categories = coords["category"].astype(str).to_dict()
+    return {label: adapter_map_figure(coords, categories, method) for label, method in MAP_METHODS.items()}

@@ -25,7 +25,8 @@ from gradio_client.exceptions import AppError
 from analysis.export import read_metadata
 from analysis.similarity import TaskEmbedder
 from app.ui import Actions, build_demo, launch_options, on_gpu, probe_modules
-from app.ui_data import Example, StudioData, examples_from_tasks, read_tasks
+from app.ui_data import DEFAULT_ASSETS_DIR, Example, StudioData, examples_from_tasks, read_tasks
+from app.ui_figures import MAP_METHODS, adapter_map_figures
 from app.ui_handlers import (
     MAX_PROMPT_CHARS,
     TABLE_COLUMNS,
@@ -54,7 +55,7 @@ from logo.config import (
     field_help,
 )
 from logo.engine import LoGoEngine
-from zoo.data import REFERENCE_PROMPTS
+from zoo.data import ADAPTERS_DIR, REFERENCE_PROMPTS
 
 REPO = Path(__file__).resolve().parent.parent
 CATEGORIES = {"alpha": "translation", "beta": "translation", "gamma": "reasoning", "delta": "cbqa", "epsilon": "nli"}
@@ -668,6 +669,31 @@ def test_a_settings_change_that_changes_nothing_resends_nothing(studio):
     assert dataset_heatmap is actions.dataset_figures(PAPER)["signal_heatmap"] and dataset_scatter.data
     table, heatmap, *_ = actions.reroute("sort the words cat dog bird", *page_route(), cleared, None)
     assert len(table.data) == 5 and heatmap.data
+
+
+def test_adapter_map_is_drawn_from_the_committed_csv_with_every_zoo_adapter():
+    """The page's adapter map: assets/results/routing_v2/adapter_map.csv, one point per zoo adapter at its CSV
+    coordinates, one trace per category, for both projections."""
+    coords = StudioData.load(DEFAULT_ASSETS_DIR, []).adapter_map
+    zoo = {path.parent.name for path in ADAPTERS_DIR.glob("*/adapter_config.json")}
+    assert len(zoo) >= 27 and set(coords.index) == zoo
+    maps = adapter_map_figures(coords)
+    assert list(maps) == list(MAP_METHODS)
+    for label, method in MAP_METHODS.items():
+        fig = maps[label]
+        assert {trace.name for trace in fig.data} == set(coords["category"])
+        points = {name: (x, y) for trace in fig.data for name, x, y in zip(trace.text, trace.x, trace.y, strict=True)}
+        assert set(points) == zoo
+        for name, (x, y) in points.items():
+            assert (x, y) == (coords.loc[name, f"{method}_x"], coords.loc[name, f"{method}_y"]), name
+            assert coords.loc[name, "category"] in {t.name for t in fig.data if name in t.text}
+
+
+def test_adapter_map_missing_is_said_in_the_page(engine, assets):
+    assert StudioData.load(assets, []).adapter_map is None  # the tiny assets commit no map
+    demo = build_demo(engine, examples=EXAMPLES, assets_dir=assets, embedder=HashEmbedder(), warm_up=False)
+    plot = next(b for b in demo.blocks.values() if getattr(b, "elem_id", None) == "plot-map")
+    assert "no adapter map committed yet" in json.dumps(plot.value)
 
 
 if __name__ == "__main__":
