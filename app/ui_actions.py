@@ -21,6 +21,7 @@ from .ui_handlers import (
     Shown,
     Studio,
     View,
+    calibration_pending,
     compare_presets,
     dataset_figures,
     export_metadata_of,
@@ -43,6 +44,7 @@ EXPORTS = {
     "table (CSV)": "csv",
     "everything (zip)": "zip",
 }  # the export picker's labels -> export_view's kinds
+NOTICE_S = 30  # seconds the "computing calibration statistics" toast stays up
 SELECTED_ROW = "background-color: rgba(99, 102, 241, 0.16); font-weight: 600"
 
 
@@ -88,6 +90,25 @@ def answer_box(generation, label: str) -> dict:
         return gr.update(value="", label=label)
     t = generation.timings
     return gr.update(value=generation.text, label=f"{label} · {generation.n_tokens} tokens, {t.total_ms:,.0f} ms")
+
+
+def announce_calibration(studio: Studio, prompt: str, controls: Controls) -> str:
+    """Say at once (a toast, while the request runs) when this route must first compute calibration statistics;
+    -> what the status line says once they are computed ('' when nothing was pending)."""
+    pending = calibration_pending(studio, controls) if (prompt or "").strip() else None
+    if pending is None:
+        return ""
+    block, n_prompts = pending
+    gr.Info(
+        f"Computing calibration statistics for block {block} ({n_prompts} reference prompts): once per probe "
+        f"setting, a minute or two on a CPU; later routes reuse them.",
+        duration=NOTICE_S,
+    )
+    return f"Calibration statistics for block {block} computed ({n_prompts} reference prompts) and cached."
+
+
+def join(*parts: str) -> str:
+    return " ".join(filter(None, parts))
 
 
 def logo_label(view: View) -> str:
@@ -136,8 +157,10 @@ class Actions:
         """prompt, controls..., pin, exclude, uploads -> table, heatmap, scatter, status, shown."""
         *controls, pin, exclude, uploads = settings
         with shown_errors():
-            view = route_view(self.studio_of(uploads), prompt, Controls(*controls), Override(pin, exclude))
-        return self._routed(view, notify(view), previous=None)
+            studio, chosen = self.studio_of(uploads), Controls(*controls)
+            calibrated = announce_calibration(studio, prompt, chosen)
+            view = route_view(studio, prompt, chosen, Override(pin, exclude))
+        return self._routed(view, join(notify(view), calibrated), previous=None)
 
     def reroute(self, prompt: str, *settings_and_shown) -> tuple:
         """A settings change re-routes at once and keeps the answers; without a prompt the plots show the dataset."""
@@ -148,8 +171,10 @@ class Actions:
             kept = replace(previous, drawn=False) if previous is not None else gr.skip()
             return gr.skip(), dataset["signal_heatmap"], dataset["weight_similarity"], gr.skip(), kept
         with shown_errors():
-            view = route_view(self.studio_of(uploads), prompt, Controls(*controls), Override(pin, exclude))
-        status = notify(view)
+            studio, chosen = self.studio_of(uploads), Controls(*controls)
+            calibrated = announce_calibration(studio, prompt, chosen)
+            view = route_view(studio, prompt, chosen, Override(pin, exclude))
+        status = join(notify(view), calibrated)
         if previous is not None and previous.generation is not None:
             view = replace(
                 view,
@@ -169,16 +194,18 @@ class Actions:
         sampling = Sampling(mode, max_new, temperature, top_p, None if seed in (None, "") else int(seed))
         skip7 = (gr.skip(),) * 7
         with shown_errors():
-            stream = generate_stream(
-                self.studio_of(uploads), prompt, Controls(*controls), sampling, Override(pin, exclude), manual, compare
-            )
+            studio, chosen = self.studio_of(uploads), Controls(*controls)
+            calibrated = announce_calibration(studio, prompt, chosen)
+            if calibrated:  # the status line says it too while the probe passes run
+                yield *skip7, "⏳ computing calibration statistics for this probe setting…", gr.skip()
+            stream = generate_stream(studio, prompt, chosen, sampling, Override(pin, exclude), manual, compare)
             for text, view in stream:
                 if view is None:
                     yield gr.update(value=text), gr.skip(), *skip7
                     continue
                 table, heatmap, scatter, status, shown = self._routed(view, notify(view), previous=None)
                 latency = for_display(view.figures["latency"])
-                status = " ".join(filter(None, [status, view.stats]))
+                status = join(status, view.stats, calibrated)
                 if view.base is None:
                     waiting = "answering with the base model and the comparison…" if compare else ""
                     yield (

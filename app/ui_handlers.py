@@ -208,6 +208,15 @@ def block_index(block: int, n_blocks: int) -> int:
     return block % n_blocks
 
 
+def calibration_pending(studio: Studio, controls: Controls) -> tuple[int, int] | None:
+    """(block, number of reference prompts) when routing with `controls` must first compute its probe setting's
+    calibration statistics (neither in memory nor cached on disk: minutes on a CPU); None when nothing is pending."""
+    config = controls.routing(studio.n_blocks)
+    if config.calibration == "none" or studio.engine.calibration_cached(config.probe):
+        return None
+    return block_index(config.probe.block, studio.n_blocks), len(studio.engine.reference_set()[0])
+
+
 def config_of(record: Mapping) -> RoutingConfig:
     """The RoutingConfig a routing recorded (Routing.config: its fields, the reference and any page override)."""
     names = set(RoutingConfig.__dataclass_fields__) - {"probe"}

@@ -264,6 +264,13 @@ class LoGoEngine:
             self._calibration[key] = stats
         return stats
 
+    def calibration_cached(self, probe: ProbeConfig | None = None) -> bool:
+        """Whether `calibration_stats(probe)` on the reference set returns without a probe pass (memory or disk)."""
+        probe = probe or ProbeConfig()
+        prompts, _ = self.reference_set()
+        key = calibration_key(self.base.fingerprint, self.pool.digest, probe, self.config.chat_template, prompts)
+        return key in self._calibration or load_cached(self.config.cache_dir, key, self.pool.names) is not None
+
     def route(
         self,
         prompts: str | Sequence[str],

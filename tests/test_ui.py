@@ -696,5 +696,30 @@ def test_adapter_map_missing_is_said_in_the_page(engine, assets):
     assert "no adapter map committed yet" in json.dumps(plot.value)
 
 
+def test_uncached_calibration_is_announced_before_it_is_computed(studio, engine, make_engine, monkeypatch):
+    """A probe setting without cached calibration statistics says so at once (a toast, before the probe passes),
+    and the status says when they are computed; the same setting again computes and says nothing."""
+    said = []
+    probe = Controls(**{**SETTINGS, "calibration": "zscore", "block": 2}).routing(studio.n_blocks).probe
+    monkeypatch.setattr(gr, "Info", lambda message, **_: said.append((message, engine.calibration_cached(probe))))
+    actions, n_prompts = Actions(studio), len(engine.reference_set()[0])
+    *_, status, _ = actions.route("sort the words cat dog bird", *page_route(calibration="zscore", block=2), None)
+    assert said == [
+        (
+            f"Computing calibration statistics for block 2 ({n_prompts} reference prompts): once per probe setting, "
+            f"a minute or two on a CPU; later routes reuse them.",
+            False,  # said before they were computed
+        )
+    ]
+    assert f"Calibration statistics for block 2 computed ({n_prompts} reference prompts) and cached." in status
+    assert engine.calibration_cached(probe) and make_engine().calibration_cached(probe)  # in memory and on disk
+    *_, status, _ = actions.reroute("sort the words cat dog bird", *page_route(calibration="mean", block=2), None, None)
+    assert len(said) == 1 and "Calibration statistics" not in status  # the same probe: nothing to compute
+    actions.route("sort the words cat dog bird", *page_route(block=1), None)  # no calibration: nothing to compute
+    assert len(said) == 1
+    first, *_ = actions.generate("sort the words cat dog bird", *page_generate(calibration="zscore", block=1))
+    assert len(said) == 2 and "block 1" in said[1][0] and first[7].startswith("⏳ computing calibration statistics")
+
+
 if __name__ == "__main__":
     sys.exit(pytest.main([__file__, "-q"]))
