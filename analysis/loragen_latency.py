@@ -5,51 +5,71 @@ from __future__ import annotations
 import contextlib
 import copy
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 
 import numpy as np
 import torch
 
 from logo.loragen.generator import GeneratedLora
+from logo.loragen.prompts import edge_prompt
 
 
 def chat_prompt(tokenizer, text: str, system: str | None) -> str:
     """The edge model's prompt: the input as a user turn, after `system` when given (else the template's own)."""
-    messages = [{"role": "system", "content": system}] if system is not None else []
-    messages.append({"role": "user", "content": text})
-    return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    return edge_prompt(tokenizer, text, system)
 
 
 def prompt_tokens(tokenizer, text: str, system: str | None) -> int:
     return len(tokenizer(chat_prompt(tokenizer, text, system), add_special_tokens=False)["input_ids"])
 
 
+def _linear(model: torch.nn.Module, module: str) -> torch.nn.Linear:
+    """The nn.Linear at `module`, also when an engine has wrapped it (its MixtureLinear keeps it as .base)."""
+    layer = model.get_submodule(module)
+    return getattr(layer, "base", layer)
+
+
 @contextlib.contextmanager
-def merged(model: torch.nn.Module, lora: GeneratedLora) -> Iterator[float]:
-    """W += B A in every module of the adapter while inside (reparameterised: no extra modules); yields merge ms."""
+def merged_factors(model: torch.nn.Module, factors: Mapping) -> Iterator[float]:
+    """W += B A for every module -> (A (r, d_in), B (d_out, r)) while inside (scaling folded into B), restored
+    exactly on exit; yields the merge's milliseconds (synchronised on a GPU)."""
     saved = {}
+    device = next(model.parameters()).device
+    _sync(device)
     start = time.perf_counter()
     with torch.no_grad():
-        for module, (a, b) in lora.factors.items():
-            layer = model.get_submodule(module)
+        for module, (a, b) in factors.items():
+            layer = _linear(model, module)
             saved[module] = layer.weight.detach().clone()
-            delta = torch.from_numpy(b) @ torch.from_numpy(a)  # (d_out, r) @ (r, d_in) -> (d_out, d_in)
-            layer.weight += delta.to(layer.weight.device, layer.weight.dtype)
+            a, b = (torch.as_tensor(x).to(layer.weight.device, torch.float32) for x in (a, b))
+            layer.weight += (b @ a).to(layer.weight.dtype)  # (d_out, r) @ (r, d_in) -> (d_out, d_in)
+    _sync(device)
     merge_ms = 1000 * (time.perf_counter() - start)
     try:
         yield merge_ms
     finally:
         with torch.no_grad():
             for module, weight in saved.items():
-                model.get_submodule(module).weight.copy_(weight)
+                _linear(model, module).weight.copy_(weight)
+
+
+def merged(model: torch.nn.Module, lora: GeneratedLora):
+    """A generated adapter merged into the edge weights (reparameterised: no extra modules); yields merge ms."""
+    return merged_factors(model, lora.factors)
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
 
 
 def time_request(model, tokenizer, prompt: str, new_tokens: int) -> tuple[float, float]:
     """(time to first token, end to end) in ms of one greedy request of exactly `new_tokens` tokens, batch 1."""
     ids = tokenizer(prompt, return_tensors="pt", add_special_tokens=False).to(model.device)
     with torch.no_grad():
+        _sync(model.device)
         start = time.perf_counter()
-        model(**ids).logits[:, -1].argmax(-1)  # prefill + the first token
+        model(**ids).logits[:, -1].argmax(-1).item()  # prefill + the first token (.item() waits for a GPU)
         first = time.perf_counter()
         model.generate(
             **ids,
@@ -58,6 +78,7 @@ def time_request(model, tokenizer, prompt: str, new_tokens: int) -> tuple[float,
             do_sample=False,
             pad_token_id=tokenizer.pad_token_id,
         )
+        _sync(model.device)
         end = time.perf_counter()
     return 1000 * (first - start), 1000 * (end - first)
 

@@ -6,9 +6,12 @@ import json
 import random
 from pathlib import Path
 
+from logo.loragen import LoraGenerator
+from logo.loragen.generator import CONFIG
 from logo.loragen.prompts import system_prompt
 from logo.loragen.train import TrainExample
-from zoo.data import TASKS_DIR, Task, canonical_target, load_tasks
+from logo.pool import discover_adapters, load_adapter
+from zoo.data import ADAPTERS_DIR, TASKS_DIR, Task, canonical_target, load_tasks
 
 DESCRIPTIONS = Path(__file__).resolve().parent / "tasks" / "data" / "descriptions.json"
 MAX_DEMOS = 5
@@ -48,3 +51,17 @@ def training_examples(
 def task_description(task: Task, index: int = 0) -> str:
     """The evaluation description of a task: its paraphrase number `index`."""
     return load_descriptions()[task.name][index]
+
+
+def zoo_experts() -> list:
+    """The zoo's task adapters in the pool directory's order: the experts of an experts='zoo' generator."""
+    return [load_adapter(d) for d in discover_adapters([str(ADAPTERS_DIR)])]
+
+
+def load_generator(directory: Path, device: str | None = None) -> LoraGenerator:
+    """A trained generator; one with zoo experts gets the zoo's adapters (its checkpoint names them only)."""
+    config = (
+        json.loads((Path(directory) / CONFIG).read_text())["config"] if (Path(directory) / CONFIG).is_file() else {}
+    )
+    experts = zoo_experts() if config.get("experts") == "zoo" else []
+    return LoraGenerator.load(directory, expert_adapters=experts, device=device)

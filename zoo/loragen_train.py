@@ -11,9 +11,8 @@ from tqdm.auto import tqdm
 
 from logo.loragen import LoraGenConfig, LoraGenerator, TrainConfig
 from logo.loragen.train import train
-from logo.pool import discover_adapters, load_adapter
-from zoo.data import ADAPTERS_DIR, ASSETS_DIR, TASKS_DIR
-from zoo.loragen_data import training_examples
+from zoo.data import ASSETS_DIR, TASKS_DIR
+from zoo.loragen_data import training_examples, zoo_experts
 
 DEFAULT_OUT = ASSETS_DIR / "loragen"
 
@@ -34,7 +33,7 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
 
     config = LoraGenConfig(experts=args.experts)
-    experts = [load_adapter(d) for d in discover_adapters([str(ADAPTERS_DIR)])] if args.experts == "zoo" else []
+    experts = zoo_experts() if args.experts == "zoo" else []
     generator = LoraGenerator.build(config, expert_adapters=experts, device=args.device, seed=args.seed)
     examples = training_examples(args.tasks_dir, seed=args.seed, per_task=args.per_task)
     run = TrainConfig(steps=args.steps, batch_size=args.batch_size, max_minutes=args.max_minutes, seed=args.seed)

@@ -88,3 +88,13 @@ def prompt_digest(description: str, demos: Sequence[Demo] = ()) -> str:
     """The cache key and the card's hash: sha256 over the description and demos."""
     payload = json.dumps([description, [list(d) for d in demos]], ensure_ascii=False)
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+def edge_prompt(tokenizer, text: str, system: str | None = None) -> str:
+    """The edge model's prompt: `text` as a user turn after `system` when given (else the template's own
+    default system prompt, exactly what the engine sends for a bare input)."""
+    if not tokenizer.chat_template:
+        return text if system is None else f"{system}\n\n{text}"
+    messages = [{"role": "system", "content": system}] if system is not None else []
+    messages.append({"role": "user", "content": text})
+    return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)

@@ -19,6 +19,7 @@ import torch
 
 from .config import TrainConfig
 from .generator import LoraGenerator
+from .prompts import edge_prompt
 
 TRAINER_STATE = "trainer.pt"
 MAX_SKIPPED_STEPS = 20
@@ -60,7 +61,7 @@ def encode_edge_batch(tokenizer, examples: Sequence[TrainExample], device) -> tu
     rows, label_rows = [], []
     eos = tokenizer.eos_token or ""
     for ex in examples:
-        prompt = _edge_prompt(tokenizer, ex.input)
+        prompt = edge_prompt(tokenizer, ex.input)  # the bare input, as the engine sends it
         prompt_ids = tokenizer(prompt, add_special_tokens=not tokenizer.chat_template)["input_ids"]
         target_ids = tokenizer(ex.target + eos, add_special_tokens=False)["input_ids"]
         rows.append(prompt_ids + target_ids)
@@ -71,15 +72,6 @@ def encode_edge_batch(tokenizer, examples: Sequence[TrainExample], device) -> tu
     mask = torch.tensor([[1] * len(r) + [0] * (width - len(r)) for r in rows], device=device)
     labels = torch.tensor([r + [-100] * (width - len(r)) for r in label_rows], device=device)
     return ids, mask, labels
-
-
-def _edge_prompt(tokenizer, text: str) -> str:
-    """The same prompt the engine gives the edge model: the bare input as a user turn."""
-    if tokenizer.chat_template:
-        return tokenizer.apply_chat_template(
-            [{"role": "user", "content": text}], tokenize=False, add_generation_prompt=True
-        )
-    return text
 
 
 def _schedule(config: TrainConfig) -> Callable[[int], float]:
