@@ -13,7 +13,7 @@ from gradio import processing_utils
 from analysis.export import ExportFolder
 from app.ui import EXPORT_SWEEP, Actions, build_demo
 from app.ui_data import StudioData
-from app.ui_handlers import Controls, Studio, generate_stream
+from app.ui_handlers import Controls, Sampling, Studio, generate_stream
 from tests.test_ui import EXAMPLES, HashEmbedder, write_tiny_assets
 
 
@@ -119,19 +119,20 @@ def test_fifty_ui_exports_keep_only_the_newest_in_place(engine, tmp_path):
     downloads.GRADIO_CACHE = str(tmp_path / "gradio-cache")  # what the page's Downloads component uses
     folder = ExportFolder(downloads.GRADIO_CACHE, max_exports=4)
     actions = Actions(studio, folder)
-    *_, (_, view) = generate_stream(studio, "what is two + three ?", Controls(), "fused", 4)
+    *_, (_, view) = generate_stream(studio, "what is two + three ?", Controls(), Sampling("fused", 4))
     shown = view.kept()
     for _ in range(50):
-        served = actions.export("csv")(shown)
+        served = actions.export(shown, "table (CSV)", "png", 2, True)
     assert len(folder.exports()) == 4
     assert served["visible"] is True
-    (path,) = served["value"]
+    path, metadata = served["value"]  # the download first, its reproducibility record beside it
+    assert Path(metadata).name == "metadata.json" and Path(metadata).parent == Path(path).parent
     assert Path(path).parent in folder.exports() and mode(Path(path)) == 0o600
     pd.testing.assert_frame_equal(pd.read_csv(path), view.table, check_dtype=False)
     # Gradio serves a file inside the component's cache where it is: no second copy
-    moved = processing_utils.move_files_to_cache(downloads.postprocess([path]), downloads, postprocess=True)
-    assert [entry["path"] for entry in moved] == [path]
-    assert downloads.temp_files == {path}  # so Gradio's delete_cache sweeps it
+    moved = processing_utils.move_files_to_cache(downloads.postprocess([path, metadata]), downloads, postprocess=True)
+    assert [entry["path"] for entry in moved] == [path, metadata]
+    assert downloads.temp_files == {path, metadata}  # so Gradio's delete_cache sweeps them
     assert sorted(p.name for p in Path(downloads.GRADIO_CACHE).iterdir()) == [folder.root.name]
 
 
@@ -139,12 +140,10 @@ def test_the_page_sweeps_gradio_cache_and_exports_inside_it(engine, tmp_path):
     demo = build_demo(engine, examples=EXAMPLES, assets_dir=write_tiny_assets(tmp_path), embedder=HashEmbedder())
     assert demo.delete_cache == EXPORT_SWEEP
     exports = [
-        cell.cell_contents
+        fn.fn.__self__
         for fn in demo.fns.values()
-        if fn.name.startswith("export_")
-        for cell in fn.fn.__closure__
-        if isinstance(cell.cell_contents, Actions)
+        if fn.name == "export" and isinstance(getattr(fn.fn, "__self__", None), Actions)
     ]
-    assert len(exports) == 4  # html, png, csv, zip
+    assert len(exports) == 1  # one Download button for every figure, format, the table and the zip
     downloads = next(b for b in demo.blocks.values() if getattr(b, "elem_id", None) == "downloads")
     assert exports[0].exports.root.parent == Path(downloads.GRADIO_CACHE)
