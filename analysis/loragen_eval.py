@@ -292,7 +292,7 @@ def write(out: Path, evaluation: Evaluation, latencies: dict[str, dict], limits:
     """CSV and markdown under `out`; returns the markdown. `latencies`: device -> measure_latency's dict."""
     out.mkdir(parents=True, exist_ok=True)
     instances = pd.DataFrame(evaluation.instances)
-    instances.to_json(out / "instances.jsonl", orient="records", lines=True, force_ascii=False)
+    (out / "instances.jsonl").unlink(missing_ok=True)  # every answer is in runs/ already: no second copy
     table = score_table(instances[["setting", "condition", "task", "score"]])
     order = {**{c: i for i, c in enumerate(LABELS)}, "unseen": 0, "seen": 1}  # unseen first, rows in issue order
     table = table.sort_values(["setting", "condition"], key=lambda col: col.map(order), kind="stable")

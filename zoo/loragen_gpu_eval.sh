@@ -45,11 +45,11 @@ dev_compare() {  # $1: generator folder, $2: name, $3: minutes
 nvidia-smi --query-gpu=name,memory.used --format=csv,noheader 2>/dev/null || echo "no nvidia-smi: device $DEVICE"
 case "$STAGE" in
   train)
-    if [ ! -f assets/loragen_multitask/adapter_config.json ]; then
+    if [ ! -f assets/loragen_multitask/adapter_config.json ] && [ ! -f "$(multitask_dir)/adapter_config.json" ]; then
       timeout 210 python -m zoo.loragen_multitask --device "$DEVICE" --per-task 1000 --max-minutes 2.5 \
         --out "$OUT/assets/loragen_multitask" 2>&1 | quiet 20 || echo "multitask training stopped: $?"
     fi
-    if [ ! -f assets/loragen_zoo/generator_config.json ]; then
+    if [ ! -f assets/loragen_zoo/generator_config.json ] && [ ! -f "$OUT/assets/loragen_zoo/generator_config.json" ]; then
       timeout 240 python -m zoo.loragen_train --experts zoo --device "$DEVICE" --per-task 1000 --steps 260 \
         --max-minutes 2.75 --out "$OUT/assets/loragen_zoo" 2>&1 | quiet 20 || echo "zoo-experts training stopped: $?"
       rm -f "$OUT/assets/loragen_zoo/trainer.pt"  # optimiser state: too large to bring back
