@@ -412,8 +412,8 @@ def main(argv: list[str] | None = None) -> None:
             if (args.multitask / "adapter_config.json").is_file():
                 multitask = multitask_factors(args.multitask)
             else:
-                log.warning("no multi-task adapter at %s: row 6 is skipped (train it: python -m zoo.loragen_multitask)",
-                            args.multitask)  # fmt: skip
+                hint = "train it: python -m zoo.loragen_multitask"
+                log.warning("no multi-task adapter at %s: row 6 is skipped (%s)", args.multitask, hint)
         evaluation = Evaluation(generator, zoo, multitask, batch)
         for task, setting, limit in plan:
             path = files[task.name, setting]
@@ -423,8 +423,8 @@ def main(argv: list[str] | None = None) -> None:
             if not missing:
                 continue
             if args.budget_minutes is not None and time.perf_counter() - started > 60 * args.budget_minutes:
-                log.info("budget of %.1f minutes spent: stopping before %s %s; rerun to resume",
-                         args.budget_minutes, setting, task.name)  # fmt: skip
+                stop = "budget of %.1f minutes spent: stopping before %s %s; rerun to resume"
+                log.info(stop, args.budget_minutes, setting, task.name)
                 break
             controls = controls_for(task, unseen) if setting == "unseen" else None
             part = evaluation.run_task(
