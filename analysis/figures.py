@@ -330,6 +330,20 @@ def signal_heatmap(
 # --- merge weight against task similarity ---------------------------------------------------------------
 
 
+def least_squares_line(x, y, x_range: tuple[float, float], name: str = "least squares") -> go.Scatter:
+    """The dashed least-squares line of y on x, drawn over `x_range` (the weight/similarity figures)."""
+    slope, intercept = np.polyfit(np.asarray(x, dtype=float), np.asarray(y, dtype=float), 1)
+    xs = np.array(x_range, dtype=float)
+    return go.Scatter(
+        x=xs,
+        y=slope * xs + intercept,
+        mode="lines",
+        name=name,
+        line=dict(color="#555555", dash="dash", width=1.5),
+        hoverinfo="skip",
+    )
+
+
 def correlations(x: Iterable[float], y: Iterable[float]) -> dict[str, float]:
     """Pearson r and Spearman rho (average ranks for ties) of paired values, with n; NaN when undefined."""
     frame = pd.DataFrame({"x": list(x), "y": list(y)}, dtype=float).dropna()
@@ -407,18 +421,8 @@ def weight_similarity_scatter(
     scope_frame, scope = (points, "") if not points.empty else (highlight, "this prompt, ")
     stats = correlations(scope_frame["weight"], scope_frame["similarity"])
     if stats["n"] >= 3 and not np.isnan(stats["pearson_r"]):
-        slope, intercept = np.polyfit(scope_frame["weight"].astype(float), scope_frame["similarity"].astype(float), 1)
-        xs = np.array([scope_frame["weight"].min(), scope_frame["weight"].max()], dtype=float)
-        fig.add_trace(
-            go.Scatter(
-                x=xs,
-                y=slope * xs + intercept,
-                mode="lines",
-                name="least squares",
-                line=dict(color="#555555", dash="dash", width=1.5),
-                hoverinfo="skip",
-            )
-        )
+        weights = scope_frame["weight"]
+        fig.add_trace(least_squares_line(weights, scope_frame["similarity"], (weights.min(), weights.max())))
     fig.add_annotation(
         text=_stats_text(stats, scope),
         x=0.0,

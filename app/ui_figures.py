@@ -147,18 +147,9 @@ def scatter_figure(
     high = float(max(points["similarity"].max(), 0.0 if highlight is None else highlight["similarity"].max()))
     fig.add_trace(_density(points, (low, high)))
     stats = figures.correlations(points["weight"], points["similarity"])
-    slope, intercept = np.polyfit(points["weight"].astype(float), points["similarity"].astype(float), 1)
-    xs = np.array([0.0, float(points["weight"].max())])
-    fig.add_trace(
-        go.Scatter(
-            x=xs,
-            y=slope * xs + intercept,
-            mode="lines",
-            name="least squares (evaluation set)",
-            line=dict(color="#555555", dash="dash", width=1.5),
-            hoverinfo="skip",
-        )
-    )
+    x_range = (0.0, float(points["weight"].max()))
+    line = figures.least_squares_line(points["weight"], points["similarity"], x_range, "least squares (evaluation set)")
+    fig.add_trace(line)
     if highlight is not None and len(highlight):
         fig.add_trace(
             go.Scatter(
