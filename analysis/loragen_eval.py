@@ -29,9 +29,9 @@ deploys them; the zoo's rows run through the engine.
 from __future__ import annotations
 
 import argparse
+import gzip
 import json
 import logging
-import platform
 import random
 import shutil
 import time
@@ -43,6 +43,7 @@ import torch
 
 from analysis.loragen_latency import chat_prompt, latency_comparison, merged, merged_factors, prompt_tokens
 from analysis.loragen_stats import per_task_markdown, score_table, summary_markdown
+from bench.timing import cpu_model
 from logo.config import EngineConfig, GenerationConfig
 from logo.engine import LoGoEngine
 from logo.loragen import LoraGenerator
@@ -266,9 +267,10 @@ def latency_markdown(device: str, lat: dict) -> list[str]:
     if "in_context" in lat:  # the first CPU file measured the 5-demo prompt only
         lat = {"desc5": lat, "task": lat["task"]}
     first = next(v for k, v in lat.items() if k.startswith("desc"))
+    threads = f", {lat['threads']} torch threads" if "threads" in lat else ""
     md = [
-        f"### latency, one request on {lat.get('device_name', device)} ({first['new_tokens']} new tokens, batch 1, "
-        f"median of {first['repeats']}; task {lat['task']})",
+        f"### latency, one request on {lat.get('device_name', device)}{threads} ({first['new_tokens']} new tokens, "
+        f"batch 1, median of {first['repeats']}; task {lat['task']})",
         "",
         "| system prompt | prompt tokens in context / merged | time to first token (ms) in context / merged | "
         "end to end (ms) in context / merged | speed-up end to end | one-off: generate + merge (ms) | "
@@ -358,8 +360,18 @@ def write(out: Path, evaluation: Evaluation, latencies: dict[str, dict], limits:
 
 
 def run_name(split: str, setting: str, task: str, limit: int) -> str:
-    """A finished task's file under runs/; test runs keep the first CPU run's names."""
-    return f"{'' if split == 'test' else split + '-'}{setting}-{task}-{limit}.json"
+    """A finished task's file under runs/ (gzipped JSON: every answer of every condition, most of them repeating
+    their input and target, so gzip keeps the committed runs small); test runs keep the first CPU run's names."""
+    return f"{'' if split == 'test' else split + '-'}{setting}-{task}-{limit}.json.gz"
+
+
+def read_run(path: Path) -> dict:
+    return json.loads(gzip.decompress(path.read_bytes()))
+
+
+def write_run(path: Path, part: dict) -> None:
+    text = json.dumps(part, ensure_ascii=False) + "\n"
+    path.write_bytes(gzip.compress(text.encode(), mtime=0))  # mtime 0: the same run gives the same bytes
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -378,6 +390,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--budget-minutes", type=float, help="start no task after this long (rerun resumes)")
     parser.add_argument("--no-latency", action="store_true", help="skip the latency card of this device")
     parser.add_argument("--score-only", action="store_true", help="tables from the tasks finished so far; run none")
+    parser.add_argument("--latency-only", action="store_true", help="(re)measure this device's latency card; run none")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (1: a shared machine is faster)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -393,7 +406,7 @@ def main(argv: list[str] | None = None) -> None:
     runs = args.out / "runs"  # one file per finished task (and per device's latency): an interrupted run resumes
     runs.mkdir(parents=True, exist_ok=True)
     if args.resume_from is not None and (args.resume_from / "runs").resolve() != runs.resolve():
-        for path in sorted((args.resume_from / "runs").glob("*.json")):
+        for path in sorted((args.resume_from / "runs").glob("*.json*")):
             if not (runs / path.name).is_file():
                 shutil.copy(path, runs / path.name)
     files = {(t.name, s): runs / run_name(args.split, s, t.name, n) for t, s, n in plan}
@@ -401,9 +414,10 @@ def main(argv: list[str] | None = None) -> None:
     if not args.score_only:
         generator = load_generator(args.generator, device=args.device)
         latency_file = runs / f"latency-{device}.json"
-        if not args.no_latency and args.split == "test" and not latency_file.is_file():
+        if args.latency_only or (not args.no_latency and args.split == "test" and not latency_file.is_file()):
             # first, on the bare model: no engine has wrapped its layers yet
             latency_file.write_text(json.dumps(measure_latency(generator, unseen[0]), indent=2) + "\n")
+    if not args.score_only and not args.latency_only:
         zoo = LoGoEngine(
             EngineConfig(adapters=(str(ADAPTERS_DIR),), device=args.device, dtype="float32"), base=generator.edge
         )
@@ -417,7 +431,7 @@ def main(argv: list[str] | None = None) -> None:
         evaluation = Evaluation(generator, zoo, multitask, batch)
         for task, setting, limit in plan:
             path = files[task.name, setting]
-            previous = json.loads(path.read_text()) if path.is_file() else None
+            previous = read_run(path) if path.is_file() else None
             have = {r["condition"] for r in previous["instances"]} if previous else set()
             missing = [c for c in conditions_of(setting, wanted) if c not in have and (multitask or c not in MULTITASK)]
             if not missing:
@@ -430,11 +444,14 @@ def main(argv: list[str] | None = None) -> None:
             part = evaluation.run_task(
                 task, setting, limit, controls, split=args.split, wanted=wanted, previous=previous
             )
-            path.write_text(json.dumps(part, ensure_ascii=False) + "\n")
+            write_run(path, {**part, "device": device})
     tables = Evaluation(None, None)
+    answered_on = set()  # the devices the answers came from (not this invocation's, when it only tables)
     for path in files.values():
         if path.is_file():
-            tables.add(json.loads(path.read_text()))
+            part = read_run(path)
+            answered_on.add(part.get("device", device))
+            tables.add(part)
     if not tables.instances:
         raise SystemExit(f"no finished task under {runs}: run without --score-only first")
     latencies = {}
@@ -445,7 +462,7 @@ def main(argv: list[str] | None = None) -> None:
         "seen": args.seen_limit,
         "demos": N_DEMOS,
         "split": args.split,
-        "device": device,
+        "device": " and ".join(sorted(answered_on)),
         "tasks_done": sum(p.is_file() for p in files.values()),
         "tasks_planned": len(files),
     }
@@ -461,8 +478,8 @@ def measure_latency(generator: LoraGenerator, task: Task, repeats: int | None = 
     generator.generate(f"{description} (warm-up)")  # the first reader pass pays for kernels, allocator, caches
     text = task.examples("test", 1)[0]["input"]
     device = generator.device
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu"
-    out = {"task": task.name, "device": device.type, "device_name": name}
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_model()
+    out = {"task": task.name, "device": device.type, "device_name": name, "threads": torch.get_num_threads()}
     for key, shots in (("desc0", ()), ("desc5", demos)):
         lora = generator.generate(description, shots)
         system = system_prompt(description, shots)

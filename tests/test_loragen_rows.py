@@ -3,16 +3,26 @@
 from __future__ import annotations
 
 import copy
+import shutil
 
 import pytest
 import torch
 from peft import PeftModel
 
-from analysis.loragen_eval import conditions_of, demo_mixture, multitask_factors, run_name
+from analysis.loragen_eval import (
+    conditions_of,
+    demo_mixture,
+    main,
+    multitask_factors,
+    read_run,
+    run_name,
+    write_run,
+)
 from analysis.loragen_latency import latency_comparison, merged_factors
 from logo.loragen import LoraGenConfig, LoraGenerator, TrainConfig
 from logo.loragen.train import TrainExample, train
 from logo.pool import load_adapter, validate_adapter
+from zoo.data import ASSETS_DIR
 from zoo.loragen_multitask import MultitaskConfig, train_multitask
 
 EXAMPLES = [
@@ -118,5 +128,24 @@ def test_each_setting_runs_its_own_conditions(setting, present, absent):
 
 
 def test_run_files_of_dev_never_collide_with_test():
-    assert run_name("test", "seen", "en_fr", 40) == "seen-en_fr-40.json"
+    assert run_name("test", "seen", "en_fr", 40) == "seen-en_fr-40.json.gz"
     assert run_name("dev", "seen", "en_fr", 40) != run_name("test", "seen", "en_fr", 40)
+
+
+def test_a_run_file_reads_back_as_written_and_the_same_run_gives_the_same_bytes(tmp_path):
+    part = {"instances": [{"task": "en_fr", "prediction": "le chat", "score": 100.0}], "device": "cpu"}
+    first, second = tmp_path / "a.json.gz", tmp_path / "b.json.gz"
+    write_run(first, part)
+    write_run(second, part)
+    assert read_run(first) == part and first.read_bytes() == second.read_bytes()
+
+
+def test_the_committed_loragen_tables_are_what_the_committed_answers_give(tmp_path):
+    """results.md is rebuilt from runs/ alone (no model): a table edited by hand, or runs/ changed without
+    re-tabling, fails here; the devices named are the ones the answers were produced on."""
+    committed = ASSETS_DIR / "results" / "loragen"
+    out = tmp_path / "loragen"
+    shutil.copytree(committed / "runs", out / "runs")
+    main(["--score-only", "--unseen-limit", "100", "--seen-limit", "40", "--out", str(out)])
+    assert (out / "results.md").read_text() == (committed / "results.md").read_text()
+    assert "float32 on cuda;" in (out / "results.md").read_text()
