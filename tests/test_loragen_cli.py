@@ -11,6 +11,7 @@ from peft import PeftModel
 from logo.base_model import load_base_model
 from logo.cli import main
 from logo.loragen import LoraGenConfig, LoraGenerator
+from logo.pool import load_adapter
 
 
 @pytest.fixture
@@ -110,3 +111,21 @@ def test_bad_gen_input_exits_2_with_a_clear_error(capsys, checkpoint, tmp_path, 
     code, stdout, err = _run(capsys, *filled)
     assert code == 2 and stdout == ""
     assert match in err
+
+
+def test_gen_with_a_zoo_experts_generator_takes_its_adapters_from_experts_and_names_them(
+    capsys, tiny_world, model_dir, tmp_path
+):
+    adapters = sorted(p for p in tiny_world.pool_dir.iterdir() if (p / "adapter_config.json").is_file())
+    config = LoraGenConfig(edge_model=str(model_dir), reader_model=str(model_dir), router_hidden=16, experts="zoo")
+    experts = [load_adapter(p) for p in adapters]
+    saved = LoraGenerator.build(config, expert_adapters=experts, device="cpu").save_checkpoint(tmp_path / "zoo-gen")
+    code, _, err = _run(capsys, "gen", "count", "--out", tmp_path / "a", "--generator", saved)
+    assert code == 2 and "--experts DIR" in err
+    empty = tmp_path / "empty-pool"
+    empty.mkdir()
+    code, _, err = _run(capsys, "gen", "count", "--out", tmp_path / "a", "--generator", saved, "--experts", empty)
+    assert code == 2 and f"lacks {len(adapters)} of the generator's experts" in err
+    args = ("gen", "count", "--out", tmp_path / "a", "--generator", saved, "--experts", tiny_world.pool_dir, "--json")
+    code, stdout, _ = _run(capsys, *args)
+    assert code == 0 and json.loads(stdout)["expert_names"] == [a.name for a in experts]

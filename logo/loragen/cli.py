@@ -21,6 +21,13 @@ def add_gen_arguments(parser: argparse.ArgumentParser) -> None:
         type=Path,
         help=f"a trained generator (generator.safetensors + generator_config.json); default: ${GENERATOR_ENV}",
     )
+    parser.add_argument(
+        "--experts",
+        metavar="DIR",
+        type=Path,
+        help="the task adapters a zoo-experts generator routes over: a pool directory holding one adapter folder "
+        "per expert it names (assets/adapters in a LoGo Studio checkout)",
+    )
     parser.add_argument("--device", help="cpu, cuda, cuda:N or mps (default: the best there is)")
     parser.add_argument("--json", action="store_true", help="print the adapter's card as JSON instead of a summary")
 
@@ -51,12 +58,30 @@ def run_gen(args: argparse.Namespace) -> int:
     from ..cli import check_device
 
     check_device(args.device)
-    generator = LoraGenerator.load(directory, device=args.device)
+    experts = expert_adapters(directory, args.experts) if args.experts is not None else ()
+    generator = LoraGenerator.load(directory, expert_adapters=experts, device=args.device)
     lora = generator.generate(args.description, demos)
     lora.save(args.out)
     card = {"out": str(args.out), **lora.card()}
     print(json.dumps(card, indent=2) if args.json else format_lora(card))
     return 0
+
+
+def expert_adapters(generator: Path, pool: Path) -> list:
+    """The adapters under `pool` that the generator at `generator` names as its experts, in its order."""
+    from ..pool import load_adapter
+    from .generator import CONFIG
+
+    if not pool.is_dir():
+        raise ValueError(f"--experts {pool} is not a directory: give the pool folder of the generator's task adapters")
+    names = json.loads((generator / CONFIG).read_text())["expert_names"] if (generator / CONFIG).is_file() else []
+    missing = [name for name in names if not (pool / name).is_dir()]
+    if missing:
+        raise ValueError(
+            f"--experts {pool} lacks {len(missing)} of the generator's experts ({', '.join(missing[:5])}"
+            f"{', ...' if len(missing) > 5 else ''}): give the pool it was trained on"
+        )
+    return [load_adapter(pool / name) for name in names]
 
 
 def format_lora(card: dict) -> str:

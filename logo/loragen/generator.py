@@ -127,7 +127,10 @@ class LoraGenerator:
         torch.manual_seed(seed)
         if config.experts == "zoo":
             if not expert_adapters:
-                raise ValueError("experts='zoo' needs the task adapters: pass expert_adapters (logo.pool.load_adapter)")
+                raise ValueError(
+                    "experts='zoo' needs the task adapters it routes over: pass expert_adapters "
+                    "(logo.pool.load_adapter each), or `logo gen --experts DIR` on the command line"
+                )
             pool = AdapterPool(list(expert_adapters), edge.model)
             experts = ExpertBank.from_stacks(edge.model, pool.adapters, pool.modules)
         else:
