@@ -89,7 +89,9 @@ def main(argv=None) -> None:
     torch.set_num_threads(args.threads)
     formats = ["float32", *[f for f in args.formats if f != "float32"]]  # float32 is every ratio's reference
 
-    report = Report("Engine on the CPU, per weight format", "bench.engine_cpu", args.repeats, args.warmup)
+    report = Report(
+        "Engine on the CPU, per weight format", "bench.engine_cpu", args.repeats, args.warmup, args.budget_minutes
+    )
     with tempfile.TemporaryDirectory() as tmp:
         adapters = ADAPTERS_DIR
         if args.random_adapters and not args.tiny:  # the issue-2 workload: N random PEFT adapters, r=8 on q,k,v,o
@@ -118,7 +120,7 @@ def main(argv=None) -> None:
             variants[name] = lambda engine=engine, mode=mode, name=name: decode(
                 engine, prompt, routing, mode, args.new_tokens, traces[name]
             )
-    results, _ = interleaved(variants, args.repeats, args.warmup)
+    results, _ = interleaved(variants, args.repeats, args.warmup, report)
     bandwidth.append(cpu_bandwidth_gbs())
     best = max(bandwidth)
     report.line(f"# CPU read bandwidth: {bandwidth[0]:.1f} GB/s at the start, {bandwidth[1]:.1f} at the end")

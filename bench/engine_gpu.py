@@ -109,7 +109,8 @@ def main(argv=None) -> None:
     device = "cuda" if torch.cuda.is_available() and not args.tiny else "cpu"
     dtype = torch.bfloat16 if device == "cuda" else torch.float32
     shape = TINY if args.tiny else LLAMA_8B
-    report = Report("Workload A: 8B-shaped model, engine vs official", "bench.engine_gpu", args.repeats, args.warmup)
+    title = "Workload A: 8B-shaped model, engine vs official"
+    report = Report(title, "bench.engine_gpu", args.repeats, args.warmup, args.budget_minutes)
     report.line(NO_SERVERS)
     bandwidth = bandwidth_gbs(device)
     model = random_model(shape, device, dtype)
@@ -152,7 +153,7 @@ def main(argv=None) -> None:
         lengths = args.prompt_tokens if n in args.all_prompts_at else args.prompt_tokens[:1]
         for p in lengths:
             variants = request_variants(engine, routing, reference, peers, tokenizer, prompts[p], k, args, report)
-            results, _ = interleaved(variants, args.repeats, args.warmup)
+            results, _ = interleaved(variants, args.repeats, args.warmup, report)
             summary[(n, p)] = results
             summary[(n, "floor")] = base_floor
             print_table(report, f"N={n}, prompt {p} tokens", results, base_floor, mixture_floor)
@@ -234,7 +235,7 @@ def throughput(report, engine, routing, reference, tokenizer, shape, k, args) ->
     if reference is not None:
         batches = [encoded(tokenizer, q, reference.model.device) for q in prompts[: args.official_instances]]
         variants["official, per instance"] = lambda: reference.generate_many(batches, k, "norm", new) and None
-    results, _ = interleaved(variants, args.repeats, args.warmup)
+    results, _ = interleaved(variants, args.repeats, args.warmup, report)
     sizes = {label: args.official_instances if label.startswith("official") else args.batch for label in results}
     rates = {label: sizes[label] / r["wall_ms"].median * 1000 for label, r in results.items()}
     report.line(f"\n## Throughput, prompt {args.prompt_tokens[0]} tokens, {new} new tokens")

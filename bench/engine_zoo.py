@@ -74,7 +74,8 @@ def main(argv=None) -> None:
     if args.tiny:
         args.device, args.dtype = "cpu", "float32"
 
-    report = Report("Workload B: the embedded model with the zoo", "bench.engine_zoo", args.repeats, args.warmup)
+    title = "Workload B: the embedded model with the zoo"
+    report = Report(title, "bench.engine_zoo", args.repeats, args.warmup, args.budget_minutes)
     report.line(NO_SERVERS)
     bandwidth = bandwidth_gbs(args.device)
     engine, peers = load(args, args.dtype)
@@ -128,7 +129,8 @@ def main(argv=None) -> None:
         traces[label].append(times[0])
         return {"decode_ms": Samples([per_token_ms(t) for t in times]).median}
 
-    results, _ = interleaved({label: lambda label=label: traced(label) for label in kinds}, args.repeats, args.warmup)
+    variants = {label: lambda label=label: traced(label) for label in kinds}
+    results, _ = interleaved(variants, args.repeats, args.warmup, report)
     report.line("\n## Batch 1")
     reference = results.get("hf generate", results["base eager"])
     rows = []
@@ -153,6 +155,7 @@ def main(argv=None) -> None:
         {label: lambda fn=fn: fn(texts[: args.batch]) and None for label, fn in batch_kinds.items()},
         args.repeats,
         args.warmup,
+        report,
     )
     report.line(f"\n## Batch {args.batch}")
     first = next(iter(batched.values()))

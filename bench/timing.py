@@ -60,12 +60,18 @@ def sync() -> None:
 
 
 def interleaved(
-    variants: Mapping[str, Callable[[], Measurement | None]], repeats: int, warmup: int = 1
+    variants: Mapping[str, Callable[[], Measurement | None]],
+    repeats: int,
+    warmup: int = 1,
+    report: Report | None = None,
 ) -> tuple[Results, dict[str, list[Measurement]]]:
     """Run every variant `warmup + repeats` times, round-robin with a rotating start; drop the warm-up rounds.
 
     A variant returns its own figures (e.g. decode ms/token) or None; its wall time is always recorded as
-    'wall_ms'. Returns the samples per variant and figure, and every measured run's figures in order.
+    'wall_ms'. Returns the samples per variant and figure, and every measured run's figures in order. Each
+    measured run is printed to stderr as it ends, so a run killed from outside still leaves its numbers; with
+    a `report` that has a time budget, no round after the first measured one starts once it is spent, and the
+    report says how many rounds were measured.
     """
     if repeats < 1:
         raise ValueError(f"repeats must be at least 1, got {repeats}")
@@ -74,6 +80,10 @@ def interleaved(
     runs: dict[str, list[Measurement]] = {name: [] for name in names}
     bar = tqdm(total=(warmup + repeats) * len(names), desc="benchmark runs", leave=False, file=sys.stderr)
     for round_ in range(warmup + repeats):
+        if report is not None and report.out_of_time() and round_ > warmup:
+            measured = round_ - warmup
+            report.line(f"# time budget spent: {measured} of {repeats} measured rounds of {', '.join(names)}")
+            break
         shift = round_ % len(names)
         for name in names[shift:] + names[:shift]:
             bar.update()
@@ -86,6 +96,8 @@ def interleaved(
                 runs[name].append(figures)
                 for figure, value in figures.items():
                     results[name].setdefault(figure, Samples()).values.append(value)
+                shown = ", ".join(f"{figure}={value:.4g}" for figure, value in figures.items())
+                print(f"# measured round {round_ - warmup + 1} of {name}: {shown}", file=sys.stderr, flush=True)
     bar.close()
     return results, runs
 
@@ -162,19 +174,29 @@ def add_harness_arguments(parser: argparse.ArgumentParser, repeats: int = MIN_RE
     parser.add_argument(
         "--append-to", type=Path, default=None, help="append this run's output to this file (BENCHMARKS.md)"
     )
+    parser.add_argument(
+        "--budget-minutes",
+        type=float,
+        default=None,
+        help="start no measured round after this long (a machine with a time limit keeps what was measured)",
+    )
 
 
 class Report:
     """Prints the benchmark's lines as they come and keeps them, to append to BENCHMARKS.md from this very output."""
 
-    def __init__(self, title: str, module: str, repeats: int, warmup: int) -> None:
+    def __init__(self, title: str, module: str, repeats: int, warmup: int, budget_minutes: float | None = None) -> None:
         self.title, self.module = title, module
         self.lines: list[str] = []
+        self.deadline = None if budget_minutes is None else time.monotonic() + 60 * budget_minutes
         for line in machine_lines():
             self.line(line)
         self.line(f"# {repeats} measured rounds after {warmup} warm-up, variants interleaved; median [min-max]")
         if repeats < MIN_REPEATS:
             self.line(f"# SMOKE RUN: fewer than {MIN_REPEATS} rounds, these figures are not a measurement")
+
+    def out_of_time(self) -> bool:
+        return self.deadline is not None and time.monotonic() > self.deadline
 
     def line(self, text: str = "") -> None:
         print(text, flush=True)

@@ -118,6 +118,18 @@ def test_interleaved_rotates_the_order_and_drops_the_warm_up():
         interleaved(variants, repeats=0)
 
 
+def test_a_spent_time_budget_keeps_the_first_measured_round_and_says_so(capsys):
+    variants = {name: (lambda: {"value": 1.0}) for name in "ab"}
+    report = Report("T", "bench.x", repeats=5, warmup=1, budget_minutes=0)
+    results, _ = interleaved(variants, repeats=5, warmup=1, report=report)
+    assert all(len(results[n]["value"].values) == 1 for n in "ab")
+    assert report.lines[-1] == "# time budget spent: 1 of 5 measured rounds of a, b"
+    assert "# measured round 1 of a: wall_ms=" in capsys.readouterr().err
+    unlimited = Report("T", "bench.x", repeats=5, warmup=1)
+    results, _ = interleaved(variants, repeats=5, warmup=1, report=unlimited)
+    assert len(results["a"]["value"].values) == 5 and not unlimited.lines[-1].startswith("# time budget")
+
+
 def test_samples_amortisation_and_report_tables(tmp_path):
     assert Samples([3.0, 1.0, 2.0]).cell(1) == "2.0 [1.0-3.0]" and Samples().cell() == "-"
     rows = amortisation_rows("v", [[10.0, 12.0, 14.0], [20.0, 22.0]])
