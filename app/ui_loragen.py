@@ -72,9 +72,21 @@ class LoraGenTab:
         return (
             f"**Adapter {lora.digest}**: rank {lora.rank}, {len(lora.factors)} modules, from "
             f"{len(lora.demos)} demos.  \n"
-            f"**Tokens saved per request**: the system prompt's {lora.context_tokens} tokens leave the context.  \n"
+            f"{self._tokens_line(lora)}  \n"
             f"**Generated in** {t['total_ms']:.0f} ms (reader {t['reader_ms']:.0f} ms, assembly "
             f"{t['assemble_ms']:.0f} ms)."
+        )
+
+    def _tokens_line(self, lora: GeneratedLora) -> str:
+        """What a request saves, counted through the edge model's chat template: the bare input keeps the
+        template's own default system turn, which the description would otherwise replace."""
+        tok = self.engine.tokenizer
+        in_context = prompt_tokens(tok, "", system_prompt(lora.description, lora.demos))
+        saved = in_context - prompt_tokens(tok, "", None)
+        verdict = f"{saved} tokens saved" if saved > 0 else f"{-saved} tokens more, nothing saved"
+        return (
+            f"**Prompt per request**: the system prompt's {lora.context_tokens} tokens leave the context, but the "
+            f"bare input keeps the chat template's default system turn: {verdict} per request"
         )
 
     def try_input(self, made: Made | None, text: str) -> tuple[str, str, str]:
@@ -88,18 +100,20 @@ class LoraGenTab:
         adapted = engine.generate(text, None, generation, mixture={engine.adapter_names[0]: 1.0})
         system = system_prompt(made.lora.description, made.lora.demos)
         start = time.perf_counter()
-        in_context = self._in_context(text, system)
+        in_context, context_tokens = self._in_context(text, system)
         context_ms = 1000 * (time.perf_counter() - start)
         tok = self.engine.tokenizer
         latency = (
-            f"| | prompt tokens | end to end (ms) |\n|---|---|---|\n"
-            f"| generated adapter, bare input | {prompt_tokens(tok, text, None)} | {adapted.timings.total_ms:.0f} |\n"
-            f"| base, prompt in context | {prompt_tokens(tok, text, system)} | {context_ms:.0f} |"
+            f"| | prompt tokens | answer tokens | end to end (ms) |\n|---|---|---|---|\n"
+            f"| generated adapter, bare input | {prompt_tokens(tok, text, None)} | {adapted.n_tokens} | "
+            f"{adapted.timings.total_ms:.0f} |\n"
+            f"| base, prompt in context | {prompt_tokens(tok, text, system)} | {context_tokens} | {context_ms:.0f} |"
         )
         return adapted.text, in_context, latency
 
-    def _in_context(self, text: str, system: str) -> str:
-        """The base model's greedy answer with `system` as its system prompt (the engine has no system turn)."""
+    def _in_context(self, text: str, system: str) -> tuple[str, int]:
+        """The base model's greedy answer with `system` as its system prompt (the engine has no system turn), and
+        its number of tokens."""
         tok, model = self.engine.tokenizer, self.engine.model
         ids, mask = left_pad([tok(chat_prompt(tok, text, system), add_special_tokens=False)["input_ids"]], 0)
         with AdaptedModel.of(model).applied(None), torch.no_grad():  # no adapter active for this request
@@ -107,7 +121,8 @@ class LoraGenTab:
                 input_ids=ids.to(self.engine.device), attention_mask=mask.to(self.engine.device),
                 max_new_tokens=MAX_NEW_TOKENS, do_sample=False, pad_token_id=tok.pad_token_id,
             )  # fmt: skip
-        return tok.decode(out[0, ids.shape[1] :], skip_special_tokens=True)
+        answer = out[0, ids.shape[1] :]
+        return tok.decode(answer, skip_special_tokens=True), int((answer != tok.pad_token_id).sum())
 
 
 def _shown(fn):

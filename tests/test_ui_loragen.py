@@ -10,8 +10,10 @@ import pytest
 import torch
 
 from analysis.figures_loragen import gate_heatmap
+from analysis.loragen_latency import prompt_tokens
 from app.ui_loragen import LoraGenTab, loragen_tab
 from logo.loragen import LoraGenConfig, LoraGenerator
+from logo.loragen.prompts import system_prompt
 
 
 @pytest.fixture
@@ -29,7 +31,10 @@ def test_generate_gives_the_gates_a_card_and_a_zip_of_the_peft_directory(tab):
     made, fig, card, archive = tab.generate("count the words", '{"input": "cat dog", "output": "two"}')
     z = np.array(fig.data[0].z, dtype=float)
     assert z.shape == (4, 8) and (np.isfinite(z).sum(axis=1) == 2).all()  # K = 2 kept experts per layer shown
-    assert made.lora.digest in card and f"{made.lora.context_tokens} tokens" in card
+    assert made.lora.digest in card and f"{made.lora.context_tokens} tokens leave the context" in card
+    tok = tab.engine.tokenizer  # what a request saves is counted through the template, default system turn and all
+    saved = prompt_tokens(tok, "", system_prompt(made.lora.description, made.lora.demos)) - prompt_tokens(tok, "", None)
+    assert (f"{saved} tokens saved" if saved > 0 else f"{-saved} tokens more, nothing saved") in card
     with zipfile.ZipFile(archive) as zf:
         assert sorted(zf.namelist()) == ["adapter_config.json", "adapter_model.safetensors", "card.json"]
 
@@ -40,6 +45,8 @@ def test_try_answers_with_the_adapter_and_with_the_prompt_in_context(tab):
     adapted, in_context, latency = tab.try_input(made, "count one two")
     assert isinstance(adapted, str) and isinstance(in_context, str)
     assert "generated adapter, bare input" in latency and "prompt in context" in latency
+    assert f"| {prompt_tokens(tab.engine.tokenizer, 'count one two', None)} | " in latency
+    assert latency.splitlines()[0] == "| | prompt tokens | answer tokens | end to end (ms) |"
     assert tab.engine.generate("count one two", mixture={}).text == before  # nothing leaks into the Studio engine
 
 
