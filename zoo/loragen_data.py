@@ -7,7 +7,7 @@ import random
 from pathlib import Path
 
 from logo.loragen import LoraGenerator
-from logo.loragen.generator import CONFIG
+from logo.loragen.generator import CONFIG, experts_named_by
 from logo.loragen.prompts import system_prompt
 from logo.loragen.train import TrainExample
 from logo.pool import discover_adapters, load_adapter
@@ -63,5 +63,5 @@ def load_generator(directory: Path, device: str | None = None) -> LoraGenerator:
     config = (
         json.loads((Path(directory) / CONFIG).read_text())["config"] if (Path(directory) / CONFIG).is_file() else {}
     )
-    experts = zoo_experts() if config.get("experts") == "zoo" else []
+    experts = experts_named_by(directory, ADAPTERS_DIR) if config.get("experts") == "zoo" else []
     return LoraGenerator.load(directory, expert_adapters=experts, device=device)

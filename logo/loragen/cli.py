@@ -47,7 +47,7 @@ def generator_dir(args: argparse.Namespace, environ: dict) -> Path:
 def run_gen(args: argparse.Namespace) -> int:
     import os
 
-    from .generator import LoraGenerator
+    from .generator import LoraGenerator, experts_named_by
     from .prompts import check_description, load_demos
 
     check_description(args.description)  # before loading anything
@@ -58,30 +58,13 @@ def run_gen(args: argparse.Namespace) -> int:
     from ..cli import check_device
 
     check_device(args.device)
-    experts = expert_adapters(directory, args.experts) if args.experts is not None else ()
+    experts = experts_named_by(directory, args.experts) if args.experts is not None else ()
     generator = LoraGenerator.load(directory, expert_adapters=experts, device=args.device)
     lora = generator.generate(args.description, demos)
     lora.save(args.out)
     card = {"out": str(args.out), **lora.card()}
     print(json.dumps(card, indent=2) if args.json else format_lora(card))
     return 0
-
-
-def expert_adapters(generator: Path, pool: Path) -> list:
-    """The adapters under `pool` that the generator at `generator` names as its experts, in its order."""
-    from ..pool import load_adapter
-    from .generator import CONFIG
-
-    if not pool.is_dir():
-        raise ValueError(f"--experts {pool} is not a directory: give the pool folder of the generator's task adapters")
-    names = json.loads((generator / CONFIG).read_text())["expert_names"] if (generator / CONFIG).is_file() else []
-    missing = [name for name in names if not (pool / name).is_dir()]
-    if missing:
-        raise ValueError(
-            f"--experts {pool} lacks {len(missing)} of the generator's experts ({', '.join(missing[:5])}"
-            f"{', ...' if len(missing) > 5 else ''}): give the pool it was trained on"
-        )
-    return [load_adapter(pool / name) for name in names]
 
 
 def format_lora(card: dict) -> str:

@@ -16,7 +16,7 @@ from peft import LoraConfig
 from safetensors.torch import load_file, save_file
 
 from ..base_model import BaseModel, load_base_model
-from ..pool import ADAPTER_WEIGHTS, PEFT_PREFIX, AdapterPool, LoraAdapter
+from ..pool import ADAPTER_WEIGHTS, PEFT_PREFIX, AdapterPool, LoraAdapter, load_adapter
 from .assemble import compact_factors
 from .config import LoraGenConfig
 from .model import ExpertBank, LoraGenModel, Reader, Routers, edge_delta, edge_signature
@@ -300,3 +300,19 @@ def _chat_ids(tokenizer, text: str) -> list[int]:
         rendered = tokenizer.apply_chat_template([{"role": "system", "content": text}], tokenize=False)
         return tokenizer(rendered, add_special_tokens=False)["input_ids"]
     return tokenizer(text)["input_ids"]
+
+
+def experts_named_by(generator: Path | str, pool: Path | str) -> list[LoraAdapter]:
+    """The adapters under `pool` that the zoo-experts generator checkpoint at `generator` names as its experts,
+    in its order (what `LoraGenerator.load` needs as `expert_adapters`)."""
+    generator, pool = Path(generator), Path(pool)
+    if not pool.is_dir():
+        raise ValueError(f"expert pool {pool} is not a directory: give the folder of the generator's task adapters")
+    names = json.loads((generator / CONFIG).read_text())["expert_names"] if (generator / CONFIG).is_file() else []
+    missing = [name for name in names if not (pool / name).is_dir()]
+    if missing:
+        raise ValueError(
+            f"expert pool {pool} lacks {len(missing)} of the generator's experts ({', '.join(missing[:5])}"
+            f"{', ...' if len(missing) > 5 else ''}): give the pool it was trained on"
+        )
+    return [load_adapter(pool / name) for name in names]
