@@ -305,9 +305,20 @@ def write_score_table(runs: Path, out: Path) -> pd.DataFrame:
     return table
 
 
+# one colour and name per routing config, the same in both panels (the presets strong, the other configs muted)
+LOOK = {
+    "paper": ("paper (raw norm, last block)", "#d62728"),
+    "norm_zscore_own_b-2": ("recommended (norm z-score, own references, block -2)", "#1f77b4"),
+    "norm_zscore_own_b24": ("norm z-score, own references, block 24", "#9ecae1"),
+    "entropy_zscore_own_b24": ("entropy z-score, own references, block 24", "#bcbd22"),
+}
+PRESET_CONFIG = {"paper": "paper", "recommended": "norm_zscore_own_b-2"}
+
+
 def scaling_figure(table: pd.DataFrame, scores: pd.DataFrame | None = None):
     """Own-adapter top-1 against pool size, one line per config (mixed distractors); with `scores`
-    (pool_scaling_scores.csv), a second panel: the presets' in-pool score with its bootstrap 95% interval."""
+    (pool_scaling_scores.csv), a second panel: the presets' in-pool score with its bootstrap 95% interval. A
+    config keeps its colour and legend entry across both panels."""
     import plotly.graph_objects as go  # here: the GPU machine that runs `score` has no plotly
     from plotly.subplots import make_subplots
 
@@ -316,11 +327,21 @@ def scaling_figure(table: pd.DataFrame, scores: pd.DataFrame | None = None):
     fig = make_subplots(rows=1, cols=panels, subplot_titles=titles, horizontal_spacing=0.1)
     mixed = table[table["distractors"] == "mixed"]
     for config, rows in mixed.groupby("config", sort=False):
-        fig.add_trace(go.Scatter(x=rows["n_pool"], y=rows["own_top1"], mode="lines+markers", name=config), 1, 1)
+        name, colour = LOOK.get(config, (config, None))
+        line = {"color": colour, "width": 3 if config in PRESET_CONFIG.values() else 1.5}
+        trace = go.Scatter(
+            x=rows["n_pool"], y=rows["own_top1"], mode="lines+markers", name=name, legendgroup=config, line=line
+        )
+        fig.add_trace(trace, 1, 1)
     if panels == 2:
         for preset, rows in scores.groupby("preset", sort=False):
+            config = PRESET_CONFIG.get(preset, preset)
+            name, colour = LOOK.get(config, (preset, None))
             error = {"type": "data", "array": rows.ci_high - rows.score, "arrayminus": rows.score - rows.ci_low}
-            trace = go.Scatter(x=rows.n_pool, y=rows.score, error_y=error, mode="lines+markers", name=f"{preset} score")
+            trace = go.Scatter(
+                x=rows.n_pool, y=rows.score, error_y=error, mode="lines+markers", name=name, legendgroup=config,
+                line={"color": colour, "width": 3}, showlegend=config not in set(mixed["config"]),
+            )  # fmt: skip
             fig.add_trace(trace, 1, 2)
         fig.update_yaxes(range=[0, 100], title_text="score", row=1, col=2)
         fig.update_xaxes(title_text="adapters in the pool (N)", row=1, col=2)
@@ -329,8 +350,9 @@ def scaling_figure(table: pd.DataFrame, scores: pd.DataFrame | None = None):
     fig.update_layout(
         template="plotly_white",
         title="Routing as the pool grows (27 zoo adapters + distractors)",
-        width=900 * panels,
-        height=550,
+        height=560,
+        legend={"orientation": "h", "y": -0.2, "x": 0},
+        margin={"b": 140},
     )
     return fig
 

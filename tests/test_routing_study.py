@@ -244,3 +244,29 @@ def test_calibration_floors_the_norm_std_of_a_barely_varying_adapter_but_not_a_c
     loud = CalibrationStats.from_signals("k", ("usual", "steady"), {"norm": norm * 10, "entropy": entropy})
     loud_mean, loud_std = loud.tensors("norm", "cpu")
     assert torch.allclose(calibrate(torch.tensor([[11.0, 105.0]]), loud_mean, loud_std, "zscore"), scores)  # B x 10
+
+
+def test_the_scaling_figure_gives_each_config_one_colour_and_one_legend_entry_across_panels():
+    from analysis.pool_scaling import LOOK, scaling_figure
+
+    table = pd.DataFrame(
+        [
+            {"distractors": "mixed", "n_pool": n, "config": c, "own_top1": 0.5}
+            for n in (27, 54)
+            for c in ("paper", "norm_zscore_own_b-2")
+        ]
+    )
+    scores = pd.DataFrame(
+        [
+            {"n_pool": n, "preset": p, "score": 50.0, "ci_low": 45.0, "ci_high": 55.0}
+            for n in (27, 54)
+            for p in ("paper", "recommended")
+        ]
+    )
+    fig = scaling_figure(table, scores)
+    colours = {}
+    for trace in fig.data:
+        colours.setdefault(trace.legendgroup, set()).add(trace.line.color)
+    assert colours == {"paper": {LOOK["paper"][1]}, "norm_zscore_own_b-2": {LOOK["norm_zscore_own_b-2"][1]}}
+    shown = [t.name for t in fig.data if t.showlegend is not False]
+    assert sorted(shown) == sorted({LOOK["paper"][0], LOOK["norm_zscore_own_b-2"][0]})
