@@ -9,6 +9,8 @@
 #   STAGE=finish bash zoo/loragen_gpu_eval.sh   # the rest of the evaluation (3 min) + trained vs zoo experts on dev (1 + 1)
 #
 # A stage may be repeated: each part skips what its outputs (here or in $OUT) already hold.
+# assets/loragen_zoo (the zoo-experts generator) is copied back for `finish` but not committed: on dev it
+# scored below the trained experts and did not read its description (README, LoRA-Gen).
 set -euo pipefail
 : "${OUT:?set OUT}" "${STAGE:?set STAGE to train, eval or finish}"
 export PYTHONUNBUFFERED=1
