@@ -35,6 +35,7 @@ from logo.pool import AdapterPool
 from logo.probe import position_ids
 from zoo.data import ADAPTERS_DIR, load_tasks
 
+DYNAMIC = "float32 base, transformers dynamic cache"  # the decode step the engine's own one replaces
 PROMPT = (
     "Read the following review and say whether it is positive or negative. "
     "The film starts slowly, but the acting is superb and the final act is moving and beautifully shot."
@@ -120,6 +121,10 @@ def main(argv=None) -> None:
             variants[name] = lambda engine=engine, mode=mode, name=name: decode(
                 engine, prompt, routing, mode, args.new_tokens, traces[name]
             )
+    traces[DYNAMIC] = []  # the peer in the same run: the same request through transformers' dynamic cache
+    variants[DYNAMIC] = lambda: decode(
+        engines["float32"], prompt, routing, "base", args.new_tokens, traces[DYNAMIC], step=False
+    )
     results, _ = interleaved(variants, args.repeats, args.warmup, report)
     bandwidth.append(cpu_bandwidth_gbs())
     best = max(bandwidth)
@@ -161,6 +166,11 @@ def main(argv=None) -> None:
                     results[f"{fmt} {mode}"]["total_ms"].cell(0),
                 ]
             )
+    dynamic = results[DYNAMIC]["decode_ms"]
+    floor = Floor(best, weight_bytes(engines["float32"].model))
+    ratio = f"{dynamic.median / reference:.2f}x"
+    cells = [dynamic.cell(), f"{floor.ms_per_token:.2f}", f"{floor.times(dynamic.median):.2f}x", ratio, ratio]
+    rows.append([DYNAMIC, *cells, results[DYNAMIC]["total_ms"].cell(0)])
     report.table(
         ["variant", "decode ms/token", "floor ms", "x floor", "/ own base", "/ float32 base", "request ms"], rows
     )
@@ -191,10 +201,13 @@ def prefill(engine: LoGoEngine, prompt: str) -> None:
     engine.model(input_ids=ids, attention_mask=mask, position_ids=position_ids(mask), use_cache=True, logits_to_keep=1)
 
 
-def decode(engine, prompt, routing, mode: str, new_tokens: int, trace: list) -> dict[str, float]:
-    """One request of exactly new_tokens tokens; base = no adapter (the mixture path with an empty mixture)."""
+def decode(
+    engine, prompt, routing, mode: str, new_tokens: int, trace: list, step: bool | None = None
+) -> dict[str, float]:
+    """One request of exactly new_tokens tokens; base = no adapter (the mixture path with an empty mixture);
+    `step` is GenerationConfig.cuda_graph (None: the engine's default decode step, False: transformers')."""
     generation = GenerationConfig(
-        max_new_tokens=new_tokens, mode="mixture" if mode == "base" else mode, ignore_eos=True
+        max_new_tokens=new_tokens, mode="mixture" if mode == "base" else mode, ignore_eos=True, cuda_graph=step
     )
     result = engine.generate(prompt, routing, generation, mixture={} if mode == "base" else None)
     trace.append(result.token_times_ms)

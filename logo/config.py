@@ -264,9 +264,10 @@ class GenerationConfig:
     cuda_graph: bool | None = field(
         default=None,
         metadata={
-            "help": "Decode over a preallocated KV cache, replaying each step from a CUDA graph captured per "
-            "request (small models are otherwise launch-bound). None: on when the model is on a GPU. On the CPU, "
-            "True runs the same static-cache steps eagerly."
+            "help": "Decode with the engine's own step over a preallocated KV cache, on a GPU replayed from a "
+            "CUDA graph captured once per shape (small models are otherwise launch-bound), on the CPU eagerly. "
+            "None: that step wherever the model supports it, else a per-request graph on a GPU and transformers' "
+            "dynamic cache on the CPU; False: transformers' dynamic cache."
         },
     )
 

@@ -168,14 +168,17 @@ def decode(
 
     `start` is the perf_counter() at which the request began, so timestamps include probe and merge.
     `on_token` sees every row's tokens so far after each step; `cancel` stops the loop early.
-    With the static cache (config.cuda_graph, default: on a GPU), `graphs` (the model's StepGraphs) decodes
-    with the hand-written step over buffers and a CUDA graph captured once per shape (logo/llama_step.py);
-    without them, for a model it does not support, or while that shape serves another request, StaticSteps
-    captures a graph for this request alone.
+    `graphs` (the model's StepGraphs) decodes with the hand-written step over buffers preallocated once per
+    shape (logo/llama_step.py), on a GPU replayed from a CUDA graph, on the CPU eagerly (there it decodes
+    faster than transformers' dynamic cache, with the same tokens): the default on either device, and what
+    config.cuda_graph=True asks for. Without them, for a model the step does not support, or while that
+    shape serves another request, a GPU falls back to StaticSteps (a graph for this request alone) and the
+    CPU to transformers' dynamic cache; config.cuda_graph=False always decodes with the dynamic cache.
     """
-    static = config.cuda_graph if config.cuda_graph is not None else input_ids.device.type == "cuda"
+    on_gpu = input_ids.device.type == "cuda"
+    static = config.cuda_graph if config.cuda_graph is not None else on_gpu  # the fallback's kind
     graph = None
-    if static and graphs is not None and graphs.reason is None:
+    if config.cuda_graph is not False and graphs is not None and graphs.reason is None:
         graph = graphs.acquire(
             input_ids.shape[0], input_ids.shape[1] + config.max_new_tokens, graphs.adapted.active.get()
         )

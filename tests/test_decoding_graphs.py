@@ -46,6 +46,15 @@ def test_the_tiny_model_uses_the_hand_written_step(engine):
     assert engine.step_graphs.compile_error is None  # on a GPU: the compiled block was captured
 
 
+def test_the_default_decodes_with_the_hand_written_step_on_either_device(engine):
+    """GenerationConfig.cuda_graph=None takes the engine's own step on the CPU too (eagerly), same tokens."""
+    prompts = [random_prompt(300, TINY["vocab_size"], seed) for seed in (7, 8)]  # a cache bucket no other test uses
+    plain = answers(engine, prompts, [{}, {}], graph=False)
+    assert not any(k.rows == 2 and k.length == 512 for k in engine.step_graphs.shapes)
+    assert answers(engine, prompts, [{}, {}], graph=None) == plain
+    assert any(k.rows == 2 and k.length == 512 for k in engine.step_graphs.shapes)
+
+
 @pytest.mark.parametrize("rows", [[0], [0, 1, 2]])
 def test_mixture_greedy_tokens_equal_transformers_path(engine, rows):
     prompts, mixtures = [PROMPTS[r] for r in rows], [MIXTURES[r] for r in rows]
