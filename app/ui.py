@@ -396,6 +396,7 @@ def build_demo(
             "outputs": routed,
             "trigger_mode": "always_last",  # one dependency for every control: the last setting always wins
             "show_progress": "minimal",
+            "show_progress_on": [status],  # a timer in the status line, not over the table and plots (redraws)
             **private,
         }
         example.change(actions.pick_example, example, prompt, **private).then(**reroute)

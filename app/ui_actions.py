@@ -15,6 +15,7 @@ from analysis.export import ExportFolder, PngExportUnavailable
 from logo.config import RoutingConfig
 
 from .ui_data import card_markdown
+from .ui_figures import copy_figure
 from .ui_handlers import (
     Controls,
     Sampling,
@@ -73,7 +74,8 @@ def for_display(fig: go.Figure, name: str = "") -> go.Figure:
     """A copy for the page: the heatmap keeps its width (its column scrolls sideways), the others fill the column."""
     height = max(fig.layout.height or 0, MIN_PLOT_HEIGHT) if fig.data else EMPTY_PLOT_HEIGHT  # a note needs little room
     keep_width = name == "signal_heatmap" and fig.data
-    return go.Figure(fig).update_layout(width=fig.layout.width if keep_width else None, autosize=True, height=height)
+    shown = copy_figure(fig)  # trusted: validating a copy would cost more than building the re-route's table
+    return shown.update_layout(width=fig.layout.width if keep_width else None, autosize=True, height=height)
 
 
 def display_table(table: pd.DataFrame):

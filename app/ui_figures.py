@@ -7,7 +7,10 @@ marked in the prompt row, the committed benchmark curves beside this request's. 
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import base64
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +26,7 @@ PROMPT_ROW = "▶ this prompt"
 MAP_METHODS = {"t-SNE": "tsne", "PCA": "pca"}  # the adapter map's choices -> adapter_map_figure's methods
 SELECTED = "#111111"  # outline of the selected adapters in the prompt row (high scores: yellow/green cells)
 DENSITY_BINS = 28  # per axis: the dataset cloud as counts in 28 x 28 cells, a few kB whatever its size
+CACHED_FIGURES = 64  # figure layers kept per process (a few tens of kB each): recent prompts x settings
 BENCH_DIR = Path(__file__).resolve().parent.parent / "bench" / "results"
 QUANTITIES = {  # calibration -> (colour bar title, hover name, subtitle words)
     "none": ("raw signal<br>(row min-max)", "raw signal", "raw signal, each row scaled to its min-max"),
@@ -39,13 +43,68 @@ class DatasetRows:
     note: str
 
 
+def _arrays(value):
+    """`value` (a figure's to_plotly_json()) with plotly's base64 typed arrays ({"dtype", "bdata", "shape"}) back as
+    the numpy arrays they encode, as the figure held them; everything else copied."""
+    if isinstance(value, dict):
+        if "bdata" in value and "dtype" in value:
+            array = np.frombuffer(base64.b64decode(value["bdata"]), dtype=value["dtype"]).copy()
+            shape = [int(n) for n in str(value.get("shape", len(array))).split(",")]
+            return array.reshape(shape)
+        return {key: _arrays(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_arrays(item) for item in value]
+    return value
+
+
+def copy_figure(fig: go.Figure | dict) -> go.Figure:
+    """A copy of a figure (or of its to_plotly_json()) that plotly does not validate again.
+
+    Validating costs 10-15 ms per figure on a 2-core CPU, more than anything else a re-route draws; the figures
+    copied here were validated when they were built, so the copy trusts them (plotly's own `_validate` switch).
+    """
+    plain = fig.to_plotly_json() if isinstance(fig, go.Figure) else fig
+    return go.Figure(_arrays(plain), _validate=False)
+
+
+class FigureCache:
+    """Figure layers built once per key of plain values and handed out as copies the caller may change.
+
+    A re-route that keeps the scores (k, weighting, pins) or the method (signal, calibration) keeps most of what
+    its plots show: the heatmap without the selection boxes, the scatter's evaluation layer. They are built on
+    the first request that needs them and copied on the next (1-2 ms instead of 50). Thread-safe; the oldest
+    of more than `size` layers is dropped.
+    """
+
+    def __init__(self, size: int = CACHED_FIGURES):
+        self.size = size
+        self._layers: OrderedDict[Hashable, dict] = OrderedDict()  # key -> the layer's to_plotly_json()
+        self._lock = threading.Lock()
+
+    def get(self, key: Hashable, build: Callable[[], go.Figure]) -> go.Figure:
+        with self._lock:
+            layer = self._layers.get(key)
+            if layer is not None:
+                self._layers.move_to_end(key)
+        if layer is None:  # built outside the lock: two requests for one new key both build it, none waits
+            layer = build().to_plotly_json()
+            with self._lock:
+                self._layers[key] = layer
+                while len(self._layers) > self.size:
+                    self._layers.popitem(last=False)
+        return copy_figure(layer)
+
+
 def _subtitle(fig: go.Figure, text: str) -> go.Figure:
     """The notes under the title, one line each ("; "-separated); the top margin grows by a line per extra note."""
     lines = [part for part in text.split("; ") if part]
     extra = 17 * max(len(lines) - 1, 0)
     margin_top, height = fig.layout.margin.t or 0, fig.layout.height
-    fig.update_layout(margin_t=margin_top + extra, height=height + extra if height else None)
-    return fig.update_layout(title_subtitle={"text": "<br>".join(lines), "font": {"size": 12, "color": "#666666"}})
+    return fig.update_layout(
+        margin_t=margin_top + extra,
+        height=height + extra if height else None,
+        title_subtitle={"text": "<br>".join(lines), "font": {"size": 12, "color": "#666666"}},
+    )
 
 
 def _legend_box(fig: go.Figure, name: str, color: str) -> None:
@@ -73,15 +132,28 @@ def heatmap_figure(
     """One quantity under one colour bar: raw (row min-max) without calibration, the calibrated score with it.
 
     The prompt row (when routed) and the dataset rows show the same quantity; the prompt row's selected adapters
-    are outlined in white, each dataset row's own-task adapter in red; both boxes have a legend entry.
+    are outlined, each dataset row's own-task adapter in red; both boxes have a legend entry.
     """
+    scores = routing.score_by_adapter if routing is not None else None
+    base = heatmap_base(signal, calibration, adapter_categories, task_categories, dataset, scores)
+    return mark_selected(base, routing.selected if routing is not None else None)
+
+
+def heatmap_base(
+    signal: str,
+    calibration: str,
+    adapter_categories: Mapping[str, str],
+    task_categories: Mapping[str, str],
+    dataset: DatasetRows,
+    scores: Mapping[str, float] | None = None,
+) -> go.Figure:
+    """The heatmap without the selection: what a re-route that keeps the scores (k, weighting, pins) keeps."""
     colour_title, hover_name, words = QUANTITIES[calibration]
-    prompt_row = (PROMPT_ROW, routing.score_by_adapter) if routing is not None else None
     fig = figures.signal_heatmap(
         dataset.matrix,
         dict(adapter_categories),
         dict(task_categories) or None,
-        prompt_row=prompt_row,
+        prompt_row=(PROMPT_ROW, dict(scores)) if scores is not None else None,
         title=f"{signal.capitalize()} signal per adapter: {hover_name}",
         normalise_rows=calibration == "none",
     )
@@ -90,16 +162,7 @@ def heatmap_figure(
     trace = fig.data[0]
     trace.colorbar.title.text = colour_title
     trace.text = [[cell.replace("<br>signal:", f"<br>{hover_name}:") for cell in row] for row in trace.text]
-    notes = [words]
-    if routing is not None:
-        columns = list(fig.layout.xaxis.ticktext or [])
-        for name in routing.selected:
-            if name in columns:
-                c = columns.index(name)
-                fig.add_shape(type="rect", x0=c - 0.5, x1=c + 0.5, y0=0, y1=1, line=dict(color=SELECTED, width=3))
-        _legend_box(fig, "selected for this prompt", SELECTED)
-    else:
-        notes.append("route a prompt to add its row")
+    notes = [words] if scores is not None else [words, "route a prompt to add its row"]
     if dataset.matrix is not None:
         _legend_box(fig, "the row's own-task adapter", figures.HIGHLIGHT)
     notes.append(dataset.note)
@@ -114,10 +177,25 @@ def heatmap_figure(
     return _subtitle(fig, "; ".join(notes))
 
 
-def _density(points: pd.DataFrame, y_range: tuple[float, float]) -> go.Heatmap:
+def mark_selected(fig: go.Figure, selected: Sequence[str] | None) -> go.Figure:
+    """`fig` (a heatmap_base with a prompt row) with the selected adapters outlined in the prompt row and their
+    legend entry second, after the heatmap itself; None: no prompt row, nothing to mark."""
+    if selected is None or not fig.data:
+        return fig
+    columns = list(fig.layout.xaxis.ticktext or [])
+    for name in selected:
+        if name in columns:
+            c = columns.index(name)
+            fig.add_shape(type="rect", x0=c - 0.5, x1=c + 0.5, y0=0, y1=1, line=dict(color=SELECTED, width=3))
+    _legend_box(fig, "selected for this prompt", SELECTED)
+    fig.data = (fig.data[0], fig.data[-1], *fig.data[1:-1])
+    return fig
+
+
+def _density(points: pd.DataFrame) -> go.Heatmap:
     """Counts of (weight, similarity) pairs in DENSITY_BINS x DENSITY_BINS cells; empty cells transparent."""
     x_edges = np.linspace(0.0, max(1.0, float(points["weight"].max())), DENSITY_BINS + 1)
-    y_edges = np.linspace(*y_range, DENSITY_BINS + 1)
+    y_edges = np.linspace(float(points["similarity"].min()), float(points["similarity"].max()), DENSITY_BINS + 1)
     counts, _, _ = np.histogram2d(points["weight"], points["similarity"], bins=[x_edges, y_edges])  # (X, Y)
     z = np.where(counts.T > 0, counts.T, np.nan)  # (Y, X): rows are similarity bins
     return go.Heatmap(
@@ -134,22 +212,53 @@ def _density(points: pd.DataFrame, y_range: tuple[float, float]) -> go.Heatmap:
     )
 
 
-def scatter_figure(
-    points: pd.DataFrame | None, method_note: str, highlight: pd.DataFrame | None, notes: Sequence[str] = ()
-) -> go.Figure:
-    """The evaluation set of ONE method as a blue density, its Pearson r and fit; this prompt's adapters in red."""
-    title = "Merge weight vs task similarity"
-    if points is None or not len(points):
-        fig = figures.weight_similarity_scatter(None, highlight, title=title)
-        return _subtitle(fig, "; ".join(n for n in notes if n))
+def scatter_dataset(points: pd.DataFrame) -> go.Figure:
+    """The evaluation layer of the scatter: the density of one method's points, its fit and its correlations.
+
+    It depends on the method only, so the page builds it once per signal and calibration, not per prompt.
+    """
     fig = go.Figure()
-    low = float(min(points["similarity"].min(), 0.0 if highlight is None else highlight["similarity"].min()))
-    high = float(max(points["similarity"].max(), 0.0 if highlight is None else highlight["similarity"].max()))
-    fig.add_trace(_density(points, (low, high)))
+    fig.add_trace(_density(points))
     stats = figures.correlations(points["weight"], points["similarity"])
     x_range = (0.0, float(points["weight"].max()))
     line = figures.least_squares_line(points["weight"], points["similarity"], x_range, "least squares (evaluation set)")
     fig.add_trace(line)
+    stats_text = f"Pearson r = {stats['pearson_r']:.3f} · Spearman ρ = {stats['spearman_rho']:.3f} · n = {stats['n']:,}"
+    fig.add_annotation(
+        text=stats_text,
+        x=0.0,
+        y=1.0,
+        xref="paper",
+        yref="paper",
+        xanchor="left",
+        yanchor="bottom",
+        yshift=8,
+        showarrow=False,
+        font=dict(size=13, color="#333333"),
+    )
+    fig.update_layout(meta=stats, legend=dict(orientation="h", x=0.5, xanchor="center", y=-0.18, yanchor="top"))
+    figures._style(fig, "Merge weight vs task similarity", 720, 460, top=36, margin=dict(b=110))
+    fig.update_xaxes(title="merge weight", range=[0, max(1.0, float(points["weight"].max()))])
+    return fig.update_yaxes(title="task similarity (cosine)")
+
+
+def scatter_figure(
+    points: pd.DataFrame | None,
+    method_note: str,
+    highlight: pd.DataFrame | None,
+    notes: Sequence[str] = (),
+    dataset: go.Figure | None = None,
+) -> go.Figure:
+    """The evaluation set of ONE method as a blue density, its Pearson r and fit; this prompt's adapters in red.
+
+    `dataset`: scatter_dataset(points) when the caller keeps one (this adds to it: pass a copy).
+    """
+    if points is None or not len(points):
+        fig = figures.weight_similarity_scatter(None, highlight, title="Merge weight vs task similarity")
+        return _subtitle(fig, "; ".join(n for n in notes if n))
+    fig = dataset if dataset is not None else scatter_dataset(points)
+    low = float(min(points["similarity"].min(), 0.0 if highlight is None else highlight["similarity"].min()))
+    high = float(max(points["similarity"].max(), 0.0 if highlight is None else highlight["similarity"].max()))
     if highlight is not None and len(highlight):
         fig.add_trace(
             go.Scatter(
@@ -165,23 +274,7 @@ def scatter_figure(
                 hovertemplate="<b>%{text}</b><br>weight %{x:.3f}<br>similarity %{y:.3f}<extra></extra>",
             )
         )
-    stats_text = f"Pearson r = {stats['pearson_r']:.3f} · Spearman ρ = {stats['spearman_rho']:.3f} · n = {stats['n']:,}"
-    fig.add_annotation(
-        text=stats_text,
-        x=0.0,
-        y=1.0,
-        xref="paper",
-        yref="paper",
-        xanchor="left",
-        yanchor="bottom",
-        yshift=8,
-        showarrow=False,
-        font=dict(size=13, color="#333333"),
-    )
-    fig.update_layout(meta=stats, legend=dict(orientation="h", x=0.5, xanchor="center", y=-0.18, yanchor="top"))
-    figures._style(fig, title, 720, 460, top=36, margin=dict(b=110))
-    fig.update_xaxes(title="merge weight", range=[0, max(1.0, float(points["weight"].max()))])
-    fig.update_yaxes(title="task similarity (cosine)", range=[low - 0.02, high + 0.02])
+    fig.update_yaxes(range=[low - 0.02, high + 0.02])
     return _subtitle(fig, "; ".join(n for n in notes if n))
 
 

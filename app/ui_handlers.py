@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import tempfile
 import threading
+from collections import OrderedDict
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -37,6 +38,7 @@ FIGURES = ("signal_heatmap", "weight_similarity", "latency")  # export file name
 PROMPT_ROW = ui_figures.PROMPT_ROW
 DATASET_PROBE = ProbeConfig(block=-1)  # where analysis/report.py measured the committed signals_*.csv
 NO_OVERRIDE = Override()
+PROMPT_VECTORS = 64  # prompt embeddings kept (1.5 kB each) for re-routes of a recent prompt
 ROUTING_DRAWN = ("prompt", "adapters", "signals", "scores", "selected", "weights", "config")  # what the plots show
 
 
@@ -121,8 +123,10 @@ class Studio:
     data: StudioData
     embedder: TaskEmbedder | None = None  # None: all-MiniLM-L6-v2, built on first use
     n_blocks: int = 0
+    figures: ui_figures.FigureCache = field(default_factory=ui_figures.FigureCache, repr=False)  # shared layers
     _centroids: dict[str, np.ndarray] | None = field(default=None, repr=False)
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)  # embedder and centroids
+    _vectors: OrderedDict[str, np.ndarray] = field(default_factory=OrderedDict, repr=False)  # prompt -> embedding
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)  # embedder, centroids, vectors
 
     def __post_init__(self) -> None:
         self.n_blocks = self.n_blocks or len(decoder_blocks(self.engine.model))
@@ -130,6 +134,20 @@ class Studio:
     def task_embedder(self) -> TaskEmbedder:
         with self._lock:
             return self._embedder()
+
+    def prompt_vector(self, prompt: str) -> np.ndarray:
+        """The MiniLM embedding of `prompt` (D,), kept for the last PROMPT_VECTORS prompts: a re-route of the same
+        prompt with other settings needs it again."""
+        with self._lock:
+            vector, embedder = self._vectors.get(prompt), self._embedder()
+        if vector is None:
+            vector = embedder.embed([prompt])[0]  # (D,)
+        with self._lock:
+            self._vectors[prompt] = vector
+            self._vectors.move_to_end(prompt)
+            while len(self._vectors) > PROMPT_VECTORS:
+                self._vectors.popitem(last=False)
+        return vector
 
     def centroids(self) -> dict[str, np.ndarray]:
         """Adapter task -> centroid: results/task_centroids.json, else the dev sets' inputs, else {}."""
@@ -194,7 +212,7 @@ class Studio:
         if "method" not in points.columns:
             return points, "evaluation set"
         wanted = f"logo_{signal}" + ("_cal" if calibration != "none" else "")
-        methods = set(points["method"])
+        methods = set(points["method"].unique())
         if wanted in methods:
             return points[points["method"] == wanted], f"evaluation set, {wanted}"
         other = f"logo_{signal}" + ("" if calibration != "none" else "_cal")
@@ -280,18 +298,27 @@ def prompt_similarities(studio: Studio, routing: Routing) -> dict[str, float]:
     known = [name for name in routing.selected if name in centroids]
     if not known:
         return {}
+    prompt_vector = studio.prompt_vector(routing.prompt)  # (D,)
     embedder = studio.task_embedder()
-    prompt_vector = embedder.embed([routing.prompt])[0]  # (D,)
     return {name: embedder.similarity(prompt_vector, centroids[name]) for name in known}
 
 
 def heatmap_figure(studio: Studio, controls: Controls, routing: Routing | None = None) -> go.Figure:
+    """The heatmap of the routing (or, without one, of the dataset at `controls`); its layout.meta says what it
+    shows. The part without the selection is built once per probe setting and scores (Studio.figures)."""
     config = controls.routing(studio.n_blocks) if routing is None else config_of(routing.config)
-    rows = studio.dataset_rows(config.signal, config.calibration, config.probe)
     data = studio.data
-    fig = ui_figures.heatmap_figure(
-        config.signal, config.calibration, data.adapter_categories, data.task_categories, rows, routing
-    )
+
+    def base() -> go.Figure:
+        rows = studio.dataset_rows(config.signal, config.calibration, config.probe)
+        scores = routing.score_by_adapter if routing is not None else None
+        return ui_figures.heatmap_base(
+            config.signal, config.calibration, data.adapter_categories, data.task_categories, rows, scores
+        )
+
+    scores = (routing.adapters, routing.scores) if routing is not None else None
+    key = ("heatmap", config.signal, config.calibration, config.probe, tuple(studio.engine.adapter_names), scores)
+    fig = ui_figures.mark_selected(studio.figures.get(key, base), routing.selected if routing is not None else None)
     drawn = {"signal": config.signal, "calibration": config.calibration, "block": config.probe.block % studio.n_blocks}
     selected = list(routing.selected) if routing is not None else []
     return fig.update_layout(meta={**drawn, "k": config.k, "selected": selected})  # what the page checks
@@ -312,7 +339,10 @@ def scatter_figure(studio: Studio, signal: str, calibration: str, routing: Routi
         notes.append("similarity unavailable: no task centroids or dev sets for these adapters")
     points, label = studio.method_points(signal, calibration)
     notes.append(f"blue: {label}" if points is not None else label)
-    return ui_figures.scatter_figure(points, label, highlight, notes)
+    if points is None or not len(points):
+        return ui_figures.scatter_figure(points, label, highlight, notes)
+    dataset = studio.figures.get(("scatter", signal, calibration), lambda: ui_figures.scatter_dataset(points))
+    return ui_figures.scatter_figure(points, label, highlight, notes, dataset=dataset)
 
 
 def latency_figure(studio: Studio, generation: Generation | None, base: Generation | None) -> go.Figure:

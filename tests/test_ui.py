@@ -671,6 +671,22 @@ def test_a_settings_change_that_changes_nothing_resends_nothing(studio):
     assert len(table.data) == 5 and heatmap.data
 
 
+def test_cached_figure_layers_draw_what_a_fresh_build_draws(studio, engine, assets):
+    """A re-route reuses the heatmap without its selection and the scatter's evaluation layer (Studio.figures):
+    every figure it draws equals the one a Studio without any cache builds from scratch, for new scores too."""
+    prompt = "sort the words cat dog bird"
+    data = studio.data
+    for controls in (replace(PAPER, k=1), replace(PAPER, k=3), replace(PAPER, k=2, weighting="softmax"), Controls()):
+        cached = route_view(studio, prompt, controls).figures
+        fresh = route_view(Studio(engine, data, HashEmbedder()), prompt, controls).figures
+        for name in ("signal_heatmap", "weight_similarity"):
+            assert json.loads(cached[name].to_json()) == json.loads(fresh[name].to_json()), (name, controls)
+    assert len(studio.figures._layers) == 2 + 2  # a heatmap per probe setting, a scatter per method: built once each
+    heatmap = route_view(studio, prompt, replace(PAPER, k=1)).figures["signal_heatmap"]
+    assert heatmap.layout.meta["selected"] == list(route_view(studio, prompt, replace(PAPER, k=1)).routing.selected)
+    assert len([s for s in heatmap.layout.shapes if s.y0 == 0 and s.y1 == 1]) == 1  # the copy was not changed
+
+
 def test_adapter_map_is_drawn_from_the_committed_csv_with_every_zoo_adapter():
     """The page's adapter map: assets/results/routing_v2/adapter_map.csv, one point per zoo adapter at its CSV
     coordinates, one trace per category, for both projections."""
