@@ -89,8 +89,9 @@ def browser():
         browser.close()
 
 
-def open_page(browser, url: str, width: int, height: int = 900):
-    context = browser.new_context(viewport={"width": width, "height": height}, accept_downloads=True)
+def open_page(browser, url: str, width: int, height: int = 900, color_scheme: str = "light"):
+    viewport = {"width": width, "height": height}
+    context = browser.new_context(viewport=viewport, accept_downloads=True, color_scheme=color_scheme)
     page = context.new_page()
     page.set_default_timeout(30_000)
     page.goto(url, wait_until="load")
@@ -182,6 +183,32 @@ def test_phone_viewport_gives_every_plot_a_plot_area(browser, served):
         page.screenshot(path=str(SCREENSHOTS / "studio_phone.png"), full_page=True)
     finally:
         page.context.close()
+
+
+PLOT_COLOURS = """() => [...document.querySelectorAll('#plots .js-plotly-plot')].map(p => [
+  p._fullLayout.paper_bgcolor, p._fullLayout.font.color, p.layout.title.font && p.layout.title.font.color
+])"""
+
+
+def test_plots_follow_dark_mode(browser, served):
+    """In the browser's dark colour scheme the figures are drawn on the dark page (transparent, light text);
+    in the light one they stay as built (white, dark text), and a re-route keeps it so."""
+    for scheme, paper, text in (("dark", "rgba(0, 0, 0, 0)", "rgb(236, 236, 236)"), ("light", "white", "#222222")):
+        page = open_page(browser, served[0], 1280, color_scheme=scheme)
+        try:
+            assert page.evaluate("() => document.body.classList.contains('dark')") == (scheme == "dark")
+            page.wait_for_function("() => window.Plotly && window.Plotly.logoDrawOnce")  # the page's script ran
+            colours = page.evaluate(PLOT_COLOURS)  # the dataset plots drawn at load
+            assert len(colours) == 3 and all(c[:2] == [paper, text] for c in colours), colours
+            page.locator("#prompt textarea").fill("sort the words cat dog bird")
+            page.locator("#route").click()
+            page.wait_for_function("() => { const m = (" + HEATMAP_META + ")(); return !!m && m.selected.length > 0; }")
+            colours = page.evaluate(PLOT_COLOURS)
+            assert len(colours) == 3 and all(c[:2] == [paper, text] for c in colours), colours
+            if scheme == "dark":
+                page.screenshot(path=str(SCREENSHOTS / "studio_dark_tiny.png"), full_page=True)
+        finally:
+            page.context.close()
 
 
 def test_loragen_tab_generates_and_tries_an_adapter(page, served):

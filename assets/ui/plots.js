@@ -1,4 +1,37 @@
 () => {
+  // Dark mode: the figures are built for a white page. On a dark page they are drawn on a transparent
+  // background, their greys lightened and their white lines in the page's own colour; colour scales, the
+  // palette and the red highlights keep their meaning.
+  const isDark = () => document.body.classList.contains("dark") || document.documentElement.classList.contains("dark");
+  const lighten = (colour, page) => {
+    const c = colour.toLowerCase();
+    if (c === "white" || c === "#ffffff" || c === "#fff") return page;  // separators and outlines: gaps
+    const white = /^rgba?\(\s*255\s*,\s*255\s*,\s*255\s*(?:,\s*([\d.]+)\s*)?\)$/.exec(c);
+    if (white) return `rgba(${page.match(/[\d.]+/g).slice(0, 3).join(", ")}, ${white[1] ?? 1})`;  // legend boxes
+    if (c === "#2a3f5f") return "#d7dde8";  // plotly_white's text
+    if (c === "#ebf0f8" || c === "#e5ecf6" || c === "#c8d4e3") return "rgba(255, 255, 255, 0.14)";  // its grid
+    const grey = /^#([0-9a-f]{2})\1\1$/.exec(c);
+    if (!grey || parseInt(grey[1], 16) >= 0x99) return colour;
+    const level = Math.round(255 - 0.55 * parseInt(grey[1], 16));  // #222222 -> #ececec, #666666 -> #c7c7c7
+    return `rgb(${level}, ${level}, ${level})`;
+  };
+  const recolour = (value, page) => {
+    if (Array.isArray(value)) return value.map((item) => recolour(item, page));
+    if (!value || typeof value !== "object") return value;
+    const out = {};
+    for (const [key, item] of Object.entries(value)) {
+      const colour = typeof item === "string" && /color$/i.test(key);
+      out[key] = colour ? lighten(item, page) : /^colorscale$/i.test(key) ? item : recolour(item, page);
+    }
+    return out;
+  };
+  const themed = (gd, data, layout) => {
+    if (!isDark() || !layout) return [data, layout];
+    const page = getComputedStyle(gd.closest(".block") || document.body).backgroundColor;
+    const dark = recolour(layout, page);
+    dark.paper_bgcolor = dark.plot_bgcolor = "rgba(0, 0, 0, 0)";
+    return [recolour(data, page), dark];
+  };
   // Gradio 6 draws a new figure twice: the outgoing plot component draws it, then the one that replaces it
   // (each plot is keyed on its value). Drawing once the page's update is done (a microtask later), and only
   // into plots still in the page, draws each figure once.
@@ -11,11 +44,13 @@
         Promise.resolve(draw(gd, ...args)).then(resolve, reject);
       });
     });
-    plotly.react = later(plotly.react);
+    const react = plotly.react;
+    plotly.react = later((gd, data, layout, ...rest) => react(gd, ...themed(gd, data, layout), ...rest));
     plotly.Plots.resize = later(plotly.Plots.resize);
   };
-  if (window.Plotly) {
+  if (window.Plotly) {  // plots drawn before this ran are drawn again, in the page's theme
     drawOnce(window.Plotly);
+    document.querySelectorAll(".js-plotly-plot").forEach((gd) => gd.data && window.Plotly.react(gd, gd.data, gd.layout));
   } else {  // Gradio loads Plotly with the first plot and sets window.Plotly
     let plotly;
     Object.defineProperty(window, "Plotly", {
