@@ -2,7 +2,8 @@
 
     python -m analysis.report [--runs out/eval] [--out assets/results] [--limit 100] [--sweep-limit 40] [--only ...]
 
-The UI reads signals_{norm,entropy}.csv, weight_similarity.csv and task_centroids.json from --out.
+The UI reads signals_{norm,entropy}.csv (the last block), signals_{norm,entropy}_block-2.csv (the recommended
+probe block), weight_similarity.csv and task_centroids.json from --out.
 """
 
 from __future__ import annotations
@@ -18,13 +19,15 @@ import pandas as pd
 from analysis import figures
 from analysis.evaluate import DEFAULT_OUT, DEFAULT_RUNS
 from logo.calibration import read_reference_prompts
-from logo.config import GenerationConfig, RoutingConfig
+from logo.config import EngineConfig, GenerationConfig, ProbeConfig, RoutingConfig
 from logo.engine import LoGoEngine
-from zoo.data import load_tasks
+from logo.probe import block_index
+from zoo.data import ADAPTERS_DIR, load_tasks
 
 log = logging.getLogger(__name__)
 STEPS = ("centroids", "heatmap", "similarity", "latency", "probe_sweep", "calibration", "k_sweep")
 SCATTER_METHODS = ("logo_norm", "logo_entropy_cal")  # the paper's variant and our best; the rest adds size, not insight
+HEATMAP_BLOCKS = (-1, -2)  # the paper's probe block (the last) and the recommended one: the Studio's dataset rows
 LATENCY_PROMPT = "Write a long, detailed story about a lighthouse keeper and a storm."
 
 
@@ -49,18 +52,44 @@ def centroids(out: Path, tasks) -> dict:
     return result
 
 
-def heatmap(engine: LoGoEngine | None, tasks, out: Path, limit: int) -> None:
-    """Mean signal per (input task, adapter); with engine=None, redraw from the CSVs already in `out`."""
-    from analysis.sweeps import mean_signal_matrix
+def signals_csv(out: Path, signal: str, block: int = -1) -> Path:
+    """Where the heatmap step writes the mean `signal` per (task, adapter) measured at `block` (from the end)."""
+    return out / (f"signals_{signal}.csv" if block == -1 else f"signals_{signal}_block{block}.csv")
 
+
+def mean_signals_by_block(
+    engine: LoGoEngine, tasks, limit: int, blocks: tuple[int, ...] = HEATMAP_BLOCKS
+) -> dict[int, dict[str, pd.DataFrame]]:
+    """block -> signal -> rows = input tasks, columns = adapters: the mean raw signal of the task's first `limit`
+    test prompts, at every block from one forward pass (the recommended probe's module, input and aggregation)."""
+    probe = ProbeConfig()  # its block is ignored: raw_signals_by_block reads every block in `blocks`
+    rows: dict[int, dict[str, dict[str, list[float]]]] = {b: {"norm": {}, "entropy": {}} for b in blocks}
+    for task in tasks:
+        prompts = [task.prompt(r["input"]) for r in task.examples("test", limit)]
+        measured = engine.raw_signals_by_block(prompts, probe, list(blocks))  # block index -> signal -> (P, N)
+        for b in blocks:
+            for signal, values in measured[block_index(engine.model, b)].items():
+                rows[b][signal][task.name] = values.mean(dim=0).tolist()
+        log.info("heatmap: %s (%d prompts)", task.name, len(prompts))
+    columns = list(engine.adapter_names)
+    return {
+        b: {s: pd.DataFrame.from_dict(r, orient="index", columns=columns) for s, r in by_signal.items()}
+        for b, by_signal in rows.items()
+    }
+
+
+def heatmap(engine: LoGoEngine | None, tasks, out: Path, limit: int) -> None:
+    """Mean signal per (input task, adapter) at each of HEATMAP_BLOCKS; with engine=None, redraw the last block's
+    figure from the CSVs already in `out`."""
     categories = {t.name: t.category for t in tasks}
-    for signal in ("norm", "entropy"):
-        path = out / f"signals_{signal}.csv"
-        if engine is None:
-            matrix = pd.read_csv(path, index_col=0)
-        else:
-            matrix = mean_signal_matrix(engine, tasks, signal, limit)
-            matrix.to_csv(path, float_format="%.5g")
+    if engine is None:
+        matrices = {-1: {s: pd.read_csv(signals_csv(out, s), index_col=0) for s in ("norm", "entropy")}}
+    else:
+        matrices = mean_signals_by_block(engine, tasks, limit)
+        for block, by_signal in matrices.items():
+            for signal, matrix in by_signal.items():
+                matrix.to_csv(signals_csv(out, signal, block), float_format="%.5g")
+    for signal, matrix in matrices[-1].items():
         fig = figures.signal_heatmap(
             matrix,
             {n: categories[n] for n in matrix.columns},
@@ -147,7 +176,7 @@ def main(argv=None) -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     tasks = load_tasks()
     needs_engine = {"latency"} | (set() if args.reuse else {"heatmap", "probe_sweep", "calibration"})
-    engine = LoGoEngine() if needs_engine & set(args.only) else None
+    engine = LoGoEngine(EngineConfig(adapters=(str(ADAPTERS_DIR),))) if needs_engine & set(args.only) else None
     if "centroids" in args.only:
         centroids(args.out, tasks)
     if "heatmap" in args.only:

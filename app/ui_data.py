@@ -5,7 +5,8 @@ Layout read (all under the assets folder):
   adapters/<name>/card.json            {"category": ...}            (or card.json next to any adapter)
   tasks/<task>/task.json               {"name", "category", "instruction", "held_out", ...}
   tasks/<task>/test.jsonl, dev.jsonl   {"input": ..., ...} per line
-  results/signals_{norm|entropy}.csv   rows = tasks, columns = adapters
+  results/signals_{norm|entropy}.csv   rows = tasks, columns = adapters (measured at the last block)
+  results/signals_{norm|entropy}_block{B}.csv   the same at block B (negative: from the end, e.g. -2)
   results/weight_similarity.csv        columns weight, similarity, adapter, task
   results/task_centroids.json          task -> MiniLM embedding of the task
   results/routing_v2/adapter_map.csv   adapter -> pca_x, pca_y, tsne_x, tsne_y, category
@@ -107,6 +108,20 @@ def card_markdown(name: str, card: Mapping) -> str:
     return "  \n".join(filter(None, lines))
 
 
+def read_signal_matrices(results: Path) -> dict[tuple[str, int], pd.DataFrame]:
+    """(signal, block from the end) -> the committed signals_<signal>[_block<B>].csv; the plain name is the last
+    block's (-1)."""
+    matrices = {}
+    for signal in SIGNALS:
+        for path in sorted(results.glob(f"signals_{signal}*.csv")):
+            suffix = path.stem.removeprefix(f"signals_{signal}")
+            if suffix == "":
+                matrices[(signal, -1)] = pd.read_csv(path, index_col=0)
+            elif suffix.startswith("_block") and suffix[6:].lstrip("-").isdigit() and int(suffix[6:]) < 0:
+                matrices[(signal, int(suffix[6:]))] = pd.read_csv(path, index_col=0)
+    return matrices
+
+
 def _read_csv(path: Path, **kwargs) -> pd.DataFrame | None:
     return pd.read_csv(path, **kwargs) if path.is_file() else None
 
@@ -120,7 +135,8 @@ class StudioData:
     task_categories: dict[str, str] = field(default_factory=dict)
     tasks: dict[str, Task] = field(default_factory=dict)
     examples: list[Example] = field(default_factory=list)
-    signal_matrices: dict[str, pd.DataFrame | None] = field(default_factory=dict)  # signal -> tasks x adapters
+    # (signal, block from the end) -> tasks x adapters, as analysis/report.py measured them
+    signal_matrices: dict[tuple[str, int], pd.DataFrame] = field(default_factory=dict)
     weight_similarity: pd.DataFrame | None = None  # dataset-level scatter points
     centroids_path: Path | None = None  # results/task_centroids.json when present
     adapter_map: pd.DataFrame | None = None  # results/routing_v2/adapter_map.csv: adapter -> PCA/t-SNE xy
@@ -139,15 +155,20 @@ class StudioData:
             task_categories={t.name: t.category for t in tasks.values()},
             tasks=tasks,
             examples=list(examples) if examples is not None else examples_from_tasks(tasks),
-            signal_matrices={s: _read_csv(results / f"signals_{s}.csv", index_col=0) for s in SIGNALS},
+            signal_matrices=read_signal_matrices(results),
             weight_similarity=_read_csv(results / "weight_similarity.csv"),
             centroids_path=centroids if centroids.is_file() else None,
             adapter_map=_read_csv(results / "routing_v2" / "adapter_map.csv", index_col="adapter"),
         )
 
-    def dataset_matrix(self, signal: str, adapters: Sequence[str]) -> pd.DataFrame | None:
-        """The dataset heatmap restricted to the pool's adapters (pool order); None when it shares none."""
-        matrix = self.signal_matrices.get(signal)
+    def dataset_blocks(self, signal: str) -> list[int]:
+        """The blocks (from the end, -1 the last) at which the dataset rows of `signal` were measured."""
+        return [block for s, block in self.signal_matrices if s == signal]
+
+    def dataset_matrix(self, signal: str, adapters: Sequence[str], block: int = -1) -> pd.DataFrame | None:
+        """The dataset heatmap at `block` restricted to the pool's adapters (pool order); None when it shares none
+        or was not measured there."""
+        matrix = self.signal_matrices.get((signal, block))
         if matrix is None:
             return None
         shared = [a for a in adapters if a in matrix.columns]

@@ -36,7 +36,7 @@ UI_MAX_NEW_TOKENS = 256  # the slider's top (the paper's budget), unless the eng
 TABLE_COLUMNS = ["adapter", "category", "signal", "score", "weight", "selected"]
 FIGURES = ("signal_heatmap", "weight_similarity", "latency")  # export file names, in display order
 PROMPT_ROW = ui_figures.PROMPT_ROW
-DATASET_PROBE = ProbeConfig(block=-1)  # where analysis/report.py measured the committed signals_*.csv
+DATASET_PROBE = ProbeConfig(block=-1)  # the probe of the committed signals_*.csv (also _block-2: other blocks)
 NO_OVERRIDE = Override()
 PROMPT_VECTORS = 64  # prompt embeddings kept (1.5 kB each) for re-routes of a recent prompt
 ROUTING_DRAWN = ("prompt", "adapters", "signals", "scores", "selected", "weights", "config")  # what the plots show
@@ -181,28 +181,36 @@ class Studio:
         return None
 
     def dataset_rows(self, signal: str, calibration: str, probe: ProbeConfig) -> ui_figures.DatasetRows:
-        """The committed task rows in the routing's quantity, where they were measured at the routing's probe."""
-        matrix = self.data.dataset_matrix(signal, self.engine.adapter_names)
-        if matrix is None:
+        """The committed task rows in the routing's quantity, where they were measured at the routing's probe
+        (analysis/report.py measures the last block and the recommended one, with the default probe otherwise)."""
+        measured = self.data.dataset_blocks(signal)
+        if not measured:
             return ui_figures.DatasetRows(None, "no evaluation results committed yet")
-        if (
-            block_index(probe.block, self.n_blocks) != block_index(DATASET_PROBE.block, self.n_blocks)
-            or replace(probe, block=DATASET_PROBE.block) != DATASET_PROBE
-        ):
+        block = block_index(probe.block, self.n_blocks) - self.n_blocks  # counted from the end: -1 is the last
+        where = " and ".join(f"block {b % self.n_blocks}" for b in sorted(measured))
+        if replace(probe, block=DATASET_PROBE.block) != DATASET_PROBE:
             return ui_figures.DatasetRows(
                 None,
-                f"evaluation rows hidden: measured at the last block (block {self.n_blocks - 1}) only; "
-                f"choose it (preset 'paper') to compare",
+                f"evaluation rows hidden: measured with the default probe module, input and aggregation only "
+                f"(at {where}); choose a preset to compare",
             )
+        matrix = self.data.dataset_matrix(signal, self.engine.adapter_names, block)
+        if block not in measured or matrix is None:
+            hidden = "hidden" if block not in measured else "unavailable: they share no adapter with this pool"
+            return ui_figures.DatasetRows(
+                None, f"evaluation rows {hidden}: measured at {where} only (presets 'recommended', 'paper')"
+            )
+        at = f"block {block % self.n_blocks}"
         if calibration == "none":
-            return ui_figures.DatasetRows(matrix, "rows below: evaluation tasks, mean raw signal of their test inputs")
-        stats = self.engine.calibration_stats(DATASET_PROBE)
+            words = f"rows below: evaluation tasks, mean raw signal of their test inputs at {at}"
+            return ui_figures.DatasetRows(matrix, words)
+        stats = self.engine.calibration_stats(replace(DATASET_PROBE, block=block))
         index = [self.engine.adapter_names.index(a) for a in matrix.columns]
         mean, std = (t[index] for t in stats.tensors(signal, "cpu"))
         scores = calibrate(torch.tensor(matrix.to_numpy(), dtype=torch.float32), mean, std, calibration)  # (T, A)
         calibrated = pd.DataFrame(scores.numpy(), index=matrix.index, columns=matrix.columns)
         words = ui_figures.QUANTITIES[calibration][1]
-        return ui_figures.DatasetRows(calibrated, f"rows below: evaluation tasks, their mean signal as {words}")
+        return ui_figures.DatasetRows(calibrated, f"rows below: evaluation tasks, their mean signal at {at} as {words}")
 
     def method_points(self, signal: str, calibration: str) -> tuple[pd.DataFrame | None, str]:
         """The committed evaluation scatter of the LoGo method with this signal (and calibration): (points, label)."""

@@ -302,6 +302,53 @@ def test_heatmap_shows_one_quantity_and_marks_the_selection(studio, engine):
     assert "evaluation rows hidden" in elsewhere.figures["signal_heatmap"].layout.title.subtitle.text
 
 
+def test_heatmap_dataset_rows_come_from_the_block_they_were_measured_at(engine, tmp_path):
+    """analysis/report.py writes signals_<signal>_block-2.csv beside the last block's: the heatmap shows those rows
+    at block -2 (calibrated with block -2's statistics), the last block's at -1, and says where else it has none."""
+    assets = write_tiny_assets(tmp_path)
+    second = pd.DataFrame(
+        np.arange(30, dtype=float).reshape(6, 5) + 1.0, index=list(TASKS), columns=list(CATEGORIES)
+    )  # unlike the last block's random rows
+    second.to_csv(assets / "results" / "signals_norm_block-2.csv")
+    studio = Studio(engine, StudioData.load(assets, [(a.name, a.source) for a in engine.pool.adapters]), HashEmbedder())
+    assert sorted(studio.data.dataset_blocks("norm")) == [-2, -1] and studio.data.dataset_blocks("entropy") == [-1]
+    prompt = "sort the words cat dog bird"
+    fig = route_view(studio, prompt, replace(PAPER, block=2, calibration="zscore")).figures["signal_heatmap"]
+    stats = engine.calibration_stats(ProbeConfig(block=-2))
+    mean, std = (np.asarray(stats.mean["norm"]), np.asarray(stats.std["norm"]))
+    order = list(fig.layout.xaxis.ticktext)
+    pooled = second[list(engine.adapter_names)]  # the statistics' order
+    expected = ((pooled - mean) / std)[order].reindex(list(fig.layout.yaxis.ticktext)[1:])
+    assert np.asarray(fig.data[0].z, dtype=float)[2:] == pytest.approx(expected.to_numpy(), rel=1e-4)
+    assert "at block 2" in fig.layout.title.subtitle.text
+    last = route_view(studio, prompt, PAPER).figures["signal_heatmap"]
+    assert len(last.data[0].z) == 2 + len(TASKS) and "at block 3" in last.layout.title.subtitle.text
+    for controls in (replace(PAPER, block=1), replace(PAPER, block=2, signal="entropy")):
+        hidden = route_view(studio, prompt, controls).figures["signal_heatmap"]
+        assert len(hidden.data[0].z) == 1 and "evaluation rows hidden" in hidden.layout.title.subtitle.text
+    assert (
+        "block 2 and block 3"
+        in route_view(studio, prompt, replace(PAPER, block=1)).figures["signal_heatmap"].layout.title.subtitle.text
+    )
+    other = route_view(studio, prompt, replace(PAPER, block=2, aggregate="mean")).figures["signal_heatmap"]
+    assert "default probe module, input and aggregation only" in other.layout.title.subtitle.text
+
+
+def test_report_measures_each_heatmap_block_as_the_one_block_matrix_does(engine, assets):
+    """analysis/report.py's per-block heatmap (one forward pass for blocks -1 and -2) equals the one-block
+    mean_signal_matrix at each block."""
+    from analysis.report import mean_signals_by_block
+    from analysis.sweeps import mean_signal_matrix
+
+    tasks = list(read_tasks(assets / "tasks").values())
+    measured = mean_signals_by_block(engine, tasks, limit=2)
+    for block in (-1, -2):
+        for signal in ("norm", "entropy"):
+            alone = mean_signal_matrix(engine, tasks, signal, 2, ProbeConfig(block=block))
+            pd.testing.assert_frame_equal(measured[block][signal], alone, rtol=1e-5)
+    assert not measured[-1]["norm"].equals(measured[-2]["norm"])
+
+
 def test_scatter_shows_the_method_of_the_selected_signal_with_its_r(engine, assets, tmp_path):
     rng = np.random.default_rng(1)
     frames = []
