@@ -39,6 +39,29 @@ SETTLED = """([k, calibration]) => {
 }"""
 
 
+ADAPTER_MAP = """adapter,pca_x,pca_y,tsne_x,tsne_y,category
+alpha,1.0,0.5,-10.0,4.0,translation
+beta,1.2,0.4,-9.0,5.0,translation
+gamma,-1.0,0.1,8.0,-2.0,reasoning
+delta,0.2,-1.1,3.0,9.0,cbqa
+epsilon,-0.4,0.9,0.5,-7.0,nli
+"""
+MAP_POINTS = """() => {
+  const p = document.querySelector('#plot-map .js-plotly-plot');
+  if (!p || !p.data || !p._fullLayout) return null;
+  const points = p._fullData.flatMap(t => (t.text || []).map((name, i) => [name, t.x[i], t.y[i]]));  // decoded arrays
+  return {points, width: p._fullLayout._size.w, height: p._fullLayout._size.h};
+}"""
+
+
+SAME_POINTS = """(want) => {
+  const m = (MAP_POINTS)();
+  if (!m || m.points.length !== want.length) return false;
+  const got = m.points.sort((a, b) => a[0].localeCompare(b[0]));
+  return got.every((p, i) => p[0] === want[i][0] && Math.abs(p[1] - want[i][1]) + Math.abs(p[2] - want[i][2]) < 1e-9);
+}"""
+
+
 class SlowRoutes:
     """engine.route with an adjustable delay, so a test can change a setting while a re-route runs."""
 
@@ -56,6 +79,8 @@ class SlowRoutes:
 def served(tiny_world, tmp_path_factory):
     engine = tiny_engine(tiny_world, tmp_path_factory.mktemp("cache"))
     assets = write_tiny_assets(tmp_path_factory.mktemp("assets"))
+    (assets / "results" / "routing_v2").mkdir()
+    (assets / "results" / "routing_v2" / "adapter_map.csv").write_text(ADAPTER_MAP)
     config = LoraGenConfig(edge_model="tiny", reader_model="tiny", router_hidden=16)
     loads = []
 
@@ -209,6 +234,49 @@ def test_plots_follow_dark_mode(browser, served):
                 page.screenshot(path=str(SCREENSHOTS / "studio_dark_tiny.png"), full_page=True)
         finally:
             page.context.close()
+
+
+def test_adapter_map_tab_draws_the_committed_map_in_both_projections(browser, served):
+    """The Adapter map tab draws every adapter of the committed map (routing_v2/adapter_map.csv) at its t-SNE
+    coordinates with a real plot area, and at its PCA coordinates after switching the projection."""
+    import csv
+    import io
+
+    rows = {r["adapter"]: r for r in csv.DictReader(io.StringIO(ADAPTER_MAP))}
+    page = open_page(browser, served[0], 1280)
+    try:
+        page.locator("button[role=tab]", has_text="Adapter map").click()
+        for label, method in (("t-SNE", "tsne"), ("PCA", "pca")):
+            page.locator("#map-method label", has_text=label).click()
+            expected = sorted([n, float(r[f"{method}_x"]), float(r[f"{method}_y"])] for n, r in rows.items())
+            page.wait_for_function(SAME_POINTS.replace("MAP_POINTS", MAP_POINTS), arg=expected)
+            drawn = page.evaluate(MAP_POINTS)
+            assert drawn["width"] > 300 and drawn["height"] > 200, drawn
+    finally:
+        page.context.close()
+
+
+def test_an_uncached_probe_setting_says_it_computes_calibration(browser, served):
+    """Moving the probe to a block without calibration statistics toasts that they are being computed (block and
+    number of reference prompts) and the status line says when they are computed and cached."""
+    from playwright.sync_api import expect
+
+    page = open_page(browser, served[0], 1280)
+    try:
+        page.locator("#prompt textarea").fill("sort the words cat dog bird")
+        page.locator("#route").click()
+        page.wait_for_function("() => (" + TICKS + ")() > 0")
+        page.locator("#advanced").click()
+        box = page.locator("#block input[type=number]")
+        box.fill("1")
+        box.press("Enter")
+        expect(
+            page.locator(".toast-body").filter(has_text="Computing calibration statistics for block 1")
+        ).to_be_visible()
+        expect(page.locator("#status")).to_contain_text("Calibration statistics for block 1 computed")
+        page.wait_for_function("() => { const m = (" + HEATMAP_META + ")(); return !!m && m.block === 1; }")
+    finally:
+        page.context.close()
 
 
 def test_loragen_tab_generates_and_tries_an_adapter(page, served):
