@@ -31,7 +31,7 @@ from logo.loragen.prompts import edge_prompt
 from logo.loragen.train import TrainExample
 from zoo.data import ASSETS_DIR, TASKS_DIR
 from zoo.loragen_data import training_examples
-from zoo.train import collate
+from zoo.train import collate, train_step
 
 log = logging.getLogger(__name__)
 DEFAULT_OUT = ASSETS_DIR / "loragen_multitask"
@@ -102,14 +102,7 @@ def train_multitask(base, examples: list[TrainExample], config: MultitaskConfig,
         if not encoded:
             raise ValueError(f"step {step}: no example of the batch fits max_length={config.max_length}")
         batch = collate(encoded, tokenizer.pad_token_id, device)
-        with autocast:
-            loss = peft_model(**batch).loss
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        optimiser.step()
-        schedule.step()
-        optimiser.zero_grad(set_to_none=True)
-        losses.append(loss.item())
+        losses.append(train_step(peft_model, batch, params, optimiser, schedule, autocast))
         step += 1
         progress.update(1)
         progress.set_postfix(loss=f"{losses[-1]:.3f}")

@@ -42,6 +42,18 @@ class TrainConfig:
     seed: int = field(default=0, metadata={"help": "Seed of data order and LoRA init."})
 
 
+def train_step(peft_model, batch: dict, params, optimiser, schedule, autocast) -> float:
+    """One optimiser step on `batch` (gradients clipped at norm 1, the schedule advanced); returns the loss."""
+    with autocast:
+        loss = peft_model(**batch).loss
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(params, 1.0)
+    optimiser.step()
+    schedule.step()
+    optimiser.zero_grad(set_to_none=True)
+    return loss.item()
+
+
 def encode_examples(tokenizer, task: Task, rows: list[dict], max_length: int) -> list[tuple[list[int], int]]:
     """(token ids of prompt+answer+<|im_end|>, length of the prompt part) per example; the loss covers the answer."""
     encoded = []
@@ -110,14 +122,7 @@ def train_adapter(base, task: Task, config: TrainConfig, out_dir: Path, limit: i
             order.extend(fresh)
         batch = collate([examples[i] for i in order[: config.batch_size]], tokenizer.pad_token_id, device)
         del order[: config.batch_size]
-        with autocast:
-            loss = peft_model(**batch).loss
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        optimiser.step()
-        schedule.step()
-        optimiser.zero_grad(set_to_none=True)
-        loss_value = loss.item()
+        loss_value = train_step(peft_model, batch, params, optimiser, schedule, autocast)
         progress.set_postfix(loss=f"{loss_value:.3f}")
     minutes = (time.perf_counter() - started) / 60
     log.info("%s: final loss %.4f in %.1f min", task.name, loss_value, minutes)
