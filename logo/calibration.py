@@ -46,6 +46,13 @@ class CalibrationStats:
             torch.tensor(self.std[signal], dtype=torch.float32, device=device),
         )
 
+    def too_loud(self, limit: float) -> tuple[str, ...]:
+        """Adapters whose mean output norm on the reference prompts is above `limit` x the pool's median."""
+        means = sorted(self.mean["norm"])
+        middle = len(means) // 2
+        median = means[middle] if len(means) % 2 else (means[middle - 1] + means[middle]) / 2
+        return tuple(name for name, m in zip(self.adapters, self.mean["norm"], strict=True) if m > limit * median)
+
     @classmethod
     def from_signals(cls, key: str, adapters: tuple[str, ...], signals: dict[str, torch.Tensor]) -> CalibrationStats:
         """signals: signal name -> (P, N) raw signals of P reference prompts."""

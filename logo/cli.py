@@ -78,6 +78,8 @@ class Option:
                 kwargs["nargs"] = "+"
                 value_type = typing.get_args(value_type)[0]
             shown = "unset" if default is None else default
+            if value_type is not hint and value_type in (int, float) and default is not None:
+                value_type = _or_none(value_type)  # a field that is on by default: 'none' turns it off
             kwargs.update(type=value_type, choices=self.choices, help=_help(self.config, self.name, shown or "none"))
             if self.choices is None:
                 kwargs["metavar"] = self.metavar or self.name.upper()
@@ -90,6 +92,16 @@ def _without_none(hint: Any) -> Any:
         rest = [arg for arg in typing.get_args(hint) if arg is not type(None)]
         return rest[0] if len(rest) == 1 else hint
     return hint
+
+
+def _or_none(value_type: type) -> Callable[[str], Any]:
+    """argparse type: the number, or None for 'none' / 'off'."""
+
+    def parse(text: str) -> Any:
+        return None if text.strip().lower() in ("none", "off") else value_type(text)
+
+    parse.__name__ = f"{value_type.__name__} or 'none'"  # argparse names the type in its error message
+    return parse
 
 
 def _help(config: type, name: str, default: Any) -> str:
@@ -119,6 +131,7 @@ ROUTING_OPTIONS = (
     Option(RoutingConfig, "temperature", flag="--softmax-temperature"),  # --temperature is the sampling one
     Option(RoutingConfig, "score_margin"),
     Option(RoutingConfig, "min_score_ratio"),
+    Option(RoutingConfig, "loudness_limit"),
 )
 GENERATION_OPTIONS = (
     Option(GenerationConfig, "mode", choices=MODES),

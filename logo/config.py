@@ -17,6 +17,10 @@ AGGREGATES = ("last", "mean")
 MODES = ("mixture", "fused")
 WEIGHTINGS = ("linear", "softmax")
 PRESETS = ("paper", "recommended")
+# RoutingConfig.loudness_limit's default. On the zoo's own reference prompts the 27 adapters' mean output norms span
+# 0.37-2.03x their median at the recommended probe block (0.24-2.11x at the last block); a B x 10 copy of news_topic
+# sits at 8.8x and the constructed always-loud adapter at 4.2x (analysis/hostile.py loudness, hostile_loudness.csv).
+LOUDNESS_LIMIT = 3.0
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 DEVICE_PATTERN = re.compile(r"(cpu|mps|cuda)(:\d+)?")  # what torch.device accepts among the backends the engine runs on
 
@@ -190,6 +194,14 @@ class RoutingConfig:
             "(at most k, at least 1). None: off."
         },
     )
+    loudness_limit: float | None = field(
+        default=LOUDNESS_LIMIT,
+        metadata={
+            "help": "Never select an adapter whose mean output norm on the reference prompts is above this "
+            "multiple of the pool's median (an adapter loud on every input, such as one with B x 10); pinning "
+            "still selects it. None: off (the paper)."
+        },
+    )
 
     def __post_init__(self) -> None:
         _check_choice("signal", self.signal, SIGNALS)
@@ -209,6 +221,13 @@ class RoutingConfig:
             _set(self, "min_score_ratio", as_finite_float("min_score_ratio", self.min_score_ratio))
             if not 0 <= self.min_score_ratio <= 1:
                 raise ValueError(f"min_score_ratio must be in [0, 1] or None (off), got {self.min_score_ratio}")
+        if self.loudness_limit is not None:
+            _set(self, "loudness_limit", as_finite_float("loudness_limit", self.loudness_limit))
+            if self.loudness_limit <= 1:
+                raise ValueError(
+                    f"loudness_limit must be > 1 (a multiple of the pool's median output norm) or None (off), "
+                    f"got {self.loudness_limit}"
+                )
 
     @classmethod
     def preset(cls, name: str, **changes) -> RoutingConfig:
@@ -218,7 +237,7 @@ class RoutingConfig:
         'recommended': the defaults of this class, chosen on dev (see the class docstring).
         """
         _check_choice("routing preset", name, PRESETS)
-        paper = {"signal": "norm", "calibration": "none", "weighting": "linear", "temperature": 1.0}
+        paper = {"signal": "norm", "calibration": "none", "weighting": "linear", "temperature": 1.0, "loudness_limit": None}
         base = cls() if name == "recommended" else cls(**paper, probe=ProbeConfig(block=-1))
         return base.with_(**changes)
 

@@ -296,21 +296,29 @@ class LoGoEngine:
     ) -> list[Routing]:
         config = config or self.default_routing
         prompts = self._check_prompts(prompts)
-        allowed = [i for i, name in enumerate(self.pool.names) if name not in set(exclude)]
         for name in exclude:
             self.pool.index(name)  # an unknown name is an error, not a silent no-op
+        started, queued_before = time.perf_counter(), queue.ms
+        # which prompts calibrated this routing, if any did, and the adapters left out as too loud
+        recorded = {**config.to_dict(), "reference": None, "too_loud": []}
+        stats = None
+        if config.calibration != "none" or config.loudness_limit is not None:
+            reference, recorded["reference"] = self.reference_set(reference)
+            stats = self.calibration_stats(config.probe, reference)
+            if config.loudness_limit is not None:
+                recorded["too_loud"] = list(stats.too_loud(config.loudness_limit))
+        left_out = {*exclude, *recorded["too_loud"]}
+        allowed = [i for i, name in enumerate(self.pool.names) if name not in left_out]
         if config.k > len(allowed):
+            loud = f", {len(recorded['too_loud'])} left out as too loud (loudness_limit)" if recorded["too_loud"] else ""
             raise ValueError(
-                f"k={config.k} is larger than the pool of {len(allowed)} selectable adapters: "
+                f"k={config.k} is larger than the pool of {len(allowed)} selectable adapters{loud}: "
                 f"choose k <= {len(allowed)}"
             )
-        started, queued_before = time.perf_counter(), queue.ms
         signals = self.raw_signals(prompts, config.probe)[config.signal]  # (P, N)
         mean = std = None
-        recorded = {**config.to_dict(), "reference": None}  # which prompts calibrated this routing, if any did
         if config.calibration != "none":
-            reference, recorded["reference"] = self.reference_set(reference)
-            mean, std = self.calibration_stats(config.probe, reference).tensors(config.signal, signals.device)
+            mean, std = stats.tensors(config.signal, signals.device)
         scores = calibrate(signals, mean, std, config.calibration)  # (P, N)
         # (P, k) each, positions among `allowed`; slots dropped by adaptive k are -1 (always the last of a row)
         index, weights = select_top_k(scores[:, allowed], config.k, **config.selection())
