@@ -3,6 +3,8 @@
     python -m analysis.hostile build    # writes assets/adapters_hostile/{loud_scaled,loud_constructed}
     python -m analysis.hostile report   # selection rates on in-pool test inputs (needs analysis.pool_scaling probe)
     python -m analysis.hostile dev      # why calibration leaves them selected, and candidate fixes, on dev inputs
+    python -m analysis.hostile loudness # the engine's loudness limit: each adapter's loudness, and the presets'
+                                        # selection of the hostile adapters on test inputs, routed by the engine
 
 loud_scaled: a zoo adapter (SOURCE) with B x 10, so its LoRA output is 10x louder on every input.
 loud_constructed: in every adapted module, s B A = c e_0 v^T, where v is the top right singular vector of the
@@ -186,6 +188,52 @@ def dev_check(k: int = 3, temperature: float = 0.3) -> pd.DataFrame:
 
 
 HOSTILE = ("loud_scaled", "loud_constructed")
+LOUDNESS_BLOCKS = (-1, -2)  # the paper's probe block and the recommended one
+
+
+def loudness(engine: LoGoEngine) -> pd.DataFrame:
+    """Each adapter's mean output norm on the engine's reference prompts over the pool's median, per probe block,
+    and whether the default loudness limit leaves it out (CalibrationStats.too_loud, as routing applies it)."""
+    from logo.config import LOUDNESS_LIMIT, ProbeConfig
+
+    reference, _ = engine.reference_set()
+    rows = []
+    for block in LOUDNESS_BLOCKS:
+        stats = engine.calibration_stats(ProbeConfig(block=block), reference)
+        median = statistics.median(stats.mean["norm"])
+        loud = set(stats.too_loud(LOUDNESS_LIMIT))
+        rows += [
+            {"block": block, "adapter": name, "mean_norm": mean, "x_median": mean / median, "too_loud": name in loud}
+            for name, mean in zip(stats.adapters, stats.mean["norm"], strict=True)
+        ]
+    return pd.DataFrame(rows)
+
+
+def engine_selection(engine: LoGoEngine, limit: int, k: int = 3) -> pd.DataFrame:
+    """The presets as the engine routes them (loudness limit included) on `limit` test inputs of every pool task:
+    how often each hostile adapter is selected (anywhere, first), what it is left out as, and own-adapter top-1."""
+    from analysis.routing_study import labelled_prompts
+    from logo.config import PRESETS, RoutingConfig
+    from zoo.data import load_tasks
+
+    prompts, labels = labelled_prompts([t for t in load_tasks() if not t.held_out], "test", limit)
+    other = [label != SOURCE for label in labels]  # loud_scaled copies SOURCE: right on SOURCE's own inputs
+    rows = []
+    for preset in PRESETS:
+        routings = engine.route(prompts, RoutingConfig.preset(preset, k=k))
+        row = {"preset": preset, "too_loud": " ".join(routings[0].config["too_loud"])}
+        for name in HOSTILE:
+            hits = [name in r.selected for r in routings]
+            row[f"{name}_selected"] = sum(hits) / len(hits)
+            row[f"{name}_top1"] = sum(r.selected[0] == name for r in routings) / len(routings)
+            if name == "loud_scaled":
+                row[f"{name}_selected_not_source_inputs"] = sum(h for h, o in zip(hits, other, strict=True) if o) / sum(
+                    other
+                )
+        own = pd.Series([r.selected[0] == label for r, label in zip(routings, labels, strict=True)])
+        row["own_top1"] = float(own.groupby(labels).mean().mean())
+        rows.append(row)
+    return pd.DataFrame(rows).assign(n_test=len(prompts))
 
 
 def _per_task(hits: torch.Tensor, labels: list[str]) -> float:
@@ -194,9 +242,21 @@ def _per_task(hits: torch.Tensor, labels: list[str]) -> float:
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("step", choices=("build", "report", "dev"))
+    parser.add_argument("step", choices=("build", "report", "dev", "loudness"))
+    parser.add_argument("--limit", type=int, default=30, help="loudness: test inputs per pool task")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    if args.step == "loudness":
+        from analysis.routing_study import RESULTS_DIR, study_engine
+
+        engine = study_engine([HOSTILE_DIR])
+        table = loudness(engine)
+        table.to_csv(RESULTS_DIR / "hostile_loudness.csv", index=False, float_format="%.4f")
+        log.info("%s", table.sort_values(["block", "x_median"]).groupby("block").tail(4).to_string(index=False))
+        selection = engine_selection(engine, args.limit)
+        selection.to_csv(RESULTS_DIR / "hostile_engine.csv", index=False, float_format="%.4f")
+        log.info("%s", selection.to_string(index=False))
+        return
     if args.step == "dev":
         from analysis.routing_study import RESULTS_DIR
 

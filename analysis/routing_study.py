@@ -38,7 +38,9 @@ class StudyConfig:
     block: int
 
     def routing(self, k: int = 3) -> RoutingConfig:
-        return RoutingConfig(signal=self.signal, calibration=self.calibration, k=k, probe=ProbeConfig(block=self.block))
+        """The engine's config of this signal and calibration alone (no loudness limit, as the study measured)."""
+        probe = ProbeConfig(block=self.block)
+        return RoutingConfig(signal=self.signal, calibration=self.calibration, k=k, probe=probe, loudness_limit=None)
 
 
 PAPER = StudyConfig("paper", "norm", "none", "-", -1)

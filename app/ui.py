@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 import threading
 from collections.abc import Callable, Sequence
@@ -67,6 +68,24 @@ def on_gpu(fn: Callable) -> Callable:
     except ImportError:
         return fn
     return spaces.GPU(fn)
+
+
+def tracked(fn: Callable) -> Callable:
+    """fn(*inputs, progress=...) as a Gradio handler: Gradio passes a progress tracker to a leading parameter whose
+    default is gr.Progress() (the page's progress bar follows calibration's probe batches)."""
+    if inspect.isgeneratorfunction(fn):
+
+        def stream(progress=gr.Progress(), *inputs):  # noqa: B008 (Gradio finds its tracker by this default)
+            yield from fn(*inputs, progress=progress)
+
+        stream.__name__ = fn.__name__  # not functools.wraps: Gradio would read fn's signature through __wrapped__
+        return stream
+
+    def call(progress=gr.Progress(), *inputs):  # noqa: B008
+        return fn(*inputs, progress=progress)
+
+    call.__name__ = fn.__name__
+    return call
 
 
 def _warm_up(studio: Studio) -> None:
@@ -210,6 +229,13 @@ def build_demo(
                                 elem_id="weight-temperature",
                                 **routing_field("temperature"),
                             )
+                        loudness = gr.Number(
+                            value=field_default(RoutingConfig, "loudness_limit") or 0,
+                            minimum=0,
+                            label="Loudness limit (x the pool's median output norm; 0: off)",
+                            info=field_help(RoutingConfig, "loudness_limit"),
+                            elem_id="loudness-limit",
+                        )
                     with gr.Accordion("Advanced: where the probe reads", open=False, elem_id="advanced"):
                         with gr.Row():
                             block = gr.Slider(
@@ -375,15 +401,15 @@ def build_demo(
         ui_api.register(studio)  # first, so that its endpoints keep the names /route and /generate
         # exports live in a private folder inside Gradio's cache, so Gradio serves them without a copy
         actions = Actions(studio, ExportFolder(downloads.GRADIO_CACHE))
-        controls = [signal, calibration, k, block, module, probe_input, aggregate, weighting, temperature]
+        controls = [signal, calibration, k, block, module, probe_input, aggregate, weighting, temperature, loudness]
         overrides = [pin, exclude]
         routed = [table, heatmap, scatter, status, shown]
         private = {"api_visibility": "private"}
         route_event = route_btn.click(
-            on_gpu(actions.route), [prompt, *controls, *overrides, uploads], routed, **private
+            on_gpu(tracked(actions.route)), [prompt, *controls, *overrides, uploads], routed, **private
         )
         generation = {
-            "fn": on_gpu(actions.generate),
+            "fn": on_gpu(tracked(actions.generate)),
             "inputs": [prompt, *controls, *overrides, manual, compare, mode, max_new, sample_t, top_p, seed, uploads],
             "outputs": [answer, base_answer, manual_answer, table, heatmap, scatter, latency, status, shown],
             **private,
@@ -391,7 +417,7 @@ def build_demo(
         generate_event = generate_btn.click(**generation)
         stop_btn.click(None, cancels=[generate_event], **private)  # Enter in the prompt clicks Generate (plots.js)
         reroute = {
-            "fn": on_gpu(actions.reroute),
+            "fn": on_gpu(tracked(actions.reroute)),
             "inputs": [prompt, *controls, *overrides, shown, uploads],
             "outputs": routed,
             "trigger_mode": "always_last",  # one dependency for every control: the last setting always wins

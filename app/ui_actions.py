@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 
 import gradio as gr
@@ -109,6 +109,20 @@ def announce_calibration(studio: Studio, prompt: str, controls: Controls) -> str
     return f"Calibration statistics for block {block} computed ({n_prompts} reference prompts) and cached."
 
 
+def compute_calibration(studio: Studio, controls: Controls, progress: Callable | None = None) -> None:
+    """The calibration statistics these controls route with, computed now (a no-op when cached) with `progress`
+    (a gr.Progress) following the reference prompts' probe batches."""
+    config = controls.routing(studio.n_blocks)
+    if not config.uses_reference:
+        return
+    block = config.probe.block % studio.n_blocks
+
+    def report(done: int, total: int) -> None:
+        progress((done, total), desc=f"calibration statistics for block {block}", unit="reference prompts")
+
+    studio.engine.calibration_stats(config.probe, progress=report if progress is not None else None)
+
+
 def join(*parts: str) -> str:
     return " ".join(filter(None, parts))
 
@@ -155,16 +169,17 @@ class Actions:
         engine = session_engine(self.studio.engine, uploads)
         return self.studio if engine is self.studio.engine else replace(self.studio, engine=engine)
 
-    def route(self, prompt: str, *settings) -> tuple:
+    def route(self, prompt: str, *settings, progress: Callable | None = None) -> tuple:
         """prompt, controls..., pin, exclude, uploads -> table, heatmap, scatter, status, shown."""
         *controls, pin, exclude, uploads = settings
         with shown_errors():
             studio, chosen = self.studio_of(uploads), Controls(*controls)
-            calibrated = announce_calibration(studio, prompt, chosen)
+            if calibrated := announce_calibration(studio, prompt, chosen):
+                compute_calibration(studio, chosen, progress)
             view = route_view(studio, prompt, chosen, Override(pin, exclude))
         return self._routed(view, join(notify(view), calibrated), previous=None)
 
-    def reroute(self, prompt: str, *settings_and_shown) -> tuple:
+    def reroute(self, prompt: str, *settings_and_shown, progress: Callable | None = None) -> tuple:
         """A settings change re-routes at once and keeps the answers; without a prompt the plots show the dataset."""
         *controls, pin, exclude, previous, uploads = settings_and_shown
         if not (prompt or "").strip():  # nothing to route: the dataset-level plots of these settings
@@ -174,7 +189,8 @@ class Actions:
             return gr.skip(), dataset["signal_heatmap"], dataset["weight_similarity"], gr.skip(), kept
         with shown_errors():
             studio, chosen = self.studio_of(uploads), Controls(*controls)
-            calibrated = announce_calibration(studio, prompt, chosen)
+            if calibrated := announce_calibration(studio, prompt, chosen):
+                compute_calibration(studio, chosen, progress)
             view = route_view(studio, prompt, chosen, Override(pin, exclude))
         status = join(notify(view), calibrated)
         if previous is not None and previous.generation is not None:
@@ -189,7 +205,7 @@ class Actions:
             status = f"{status} Routing changed since these answers: click **Generate** to answer with it.".strip()
         return self._routed(view, status, previous)
 
-    def generate(self, prompt: str, *settings) -> Iterator[tuple]:
+    def generate(self, prompt: str, *settings, progress: Callable | None = None) -> Iterator[tuple]:
         """-> logo, base, manual answers, table, heatmap, scatter, latency, status, shown; LoGo streams first."""
         controls, rest = settings[:N_CONTROLS], settings[N_CONTROLS:]
         pin, exclude, manual, compare, mode, max_new, temperature, top_p, seed, uploads = rest
@@ -200,6 +216,7 @@ class Actions:
             calibrated = announce_calibration(studio, prompt, chosen)
             if calibrated:  # the status line says it too while the probe passes run
                 yield *skip7, "⏳ computing calibration statistics for this probe setting…", gr.skip()
+                compute_calibration(studio, chosen, progress)
             stream = generate_stream(studio, prompt, chosen, sampling, Override(pin, exclude), manual, compare)
             for text, view in stream:
                 if view is None:
@@ -257,7 +274,7 @@ class Actions:
 
     def preset(self, name: str) -> tuple:
         """A routing preset's values for signal, calibration, k, block, module, probe input, aggregate, weighting,
-        temperature (the slider's block index)."""
+        temperature, loudness limit (the slider's block index; 0 for no limit)."""
         config = RoutingConfig.preset(name, k=min(RoutingConfig().k, len(self.studio.engine.adapter_names)))
         probe = config.probe
         block = probe.block % self.studio.n_blocks
@@ -271,6 +288,7 @@ class Actions:
             probe.aggregate,
             config.weighting,
             config.temperature,
+            config.loudness_limit or 0,
         )
 
     def compare(self, prompt: str) -> str:

@@ -45,12 +45,15 @@ def register(studio: Studio) -> None:
         aggregate: str = field_default(_P, "aggregate"),
         weighting: str = field_default(_R, "weighting"),
         temperature: float = field_default(_R, "temperature"),
+        loudness_limit: float | None = field_default(_R, "loudness_limit"),
         pin: list[str] | None = None,
         exclude: list[str] | None = None,
     ) -> dict:
         """Route one prompt: {prompt, selected, weights, signals, scores, config, timings} (block: negative counts
-        from the end; the last block is -1)."""
-        controls = Controls(signal, calibration, k, block, module, probe_input, aggregate, weighting, temperature)
+        from the end; the last block is -1; loudness_limit 0 or None: off)."""
+        controls = Controls(
+            signal, calibration, k, block, module, probe_input, aggregate, weighting, temperature, loudness_limit
+        )
         with shown_errors():
             text, _ = clean_prompt(prompt)
             return _plain(routed(studio, text, controls, Override(pin or (), exclude or ())).to_dict())
@@ -66,6 +69,7 @@ def register(studio: Studio) -> None:
         aggregate: str = field_default(_P, "aggregate"),
         weighting: str = field_default(_R, "weighting"),
         temperature: float = field_default(_R, "temperature"),
+        loudness_limit: float | None = field_default(_R, "loudness_limit"),
         mode: str = field_default(_G, "mode"),
         max_new_tokens: int = field_default(_G, "max_new_tokens"),
         sampling_temperature: float = field_default(_G, "temperature"),
@@ -73,7 +77,9 @@ def register(studio: Studio) -> None:
         seed: int | None = None,
     ) -> dict:
         """Route and answer: the Generation as a dict (text, selected, weights, signals, scores, config, timings)."""
-        controls = Controls(signal, calibration, k, block, module, probe_input, aggregate, weighting, temperature)
+        controls = Controls(
+            signal, calibration, k, block, module, probe_input, aggregate, weighting, temperature, loudness_limit
+        )
         with shown_errors():
             text, _ = clean_prompt(prompt)
             config, _ = Sampling(mode, max_new_tokens, sampling_temperature, top_p, seed).config(

@@ -59,6 +59,7 @@ class Controls:
     aggregate: str = field_default(ProbeConfig, "aggregate")
     weighting: str = field_default(RoutingConfig, "weighting")
     temperature: float = field_default(RoutingConfig, "temperature")
+    loudness_limit: float | None = field_default(RoutingConfig, "loudness_limit")  # 0 or empty: off
 
     def routing(self, n_blocks: int) -> RoutingConfig:
         block = as_int("probe block", self.block)
@@ -71,6 +72,7 @@ class Controls:
             probe=probe,
             weighting=self.weighting,
             temperature=self.temperature,
+            loudness_limit=self.loudness_limit or None,  # the page's number box: 0 or empty is off
         )
 
 
@@ -238,7 +240,7 @@ def calibration_pending(studio: Studio, controls: Controls) -> tuple[int, int] |
     """(block, number of reference prompts) when routing with `controls` must first compute its probe setting's
     calibration statistics (neither in memory nor cached on disk: minutes on a CPU); None when nothing is pending."""
     config = controls.routing(studio.n_blocks)
-    if config.calibration == "none" or studio.engine.calibration_cached(config.probe):
+    if not config.uses_reference or studio.engine.calibration_cached(config.probe):
         return None
     return block_index(config.probe.block, studio.n_blocks), len(studio.engine.reference_set()[0])
 
@@ -390,6 +392,13 @@ def view_of(studio: Studio, routing: Routing, notes: list[str] | tuple[str, ...]
         "signal_heatmap": heatmap_figure(studio, Controls(), routing),
         "weight_similarity": scatter_figure(studio, config["signal"], config["calibration"], routing),
     }
+    loud = [name for name in config.get("too_loud", ()) if name not in routing.selected]
+    if loud:
+        notes = [
+            *notes,
+            f"left out as too loud on every input (loudness limit {config['loudness_limit']:g}x the "
+            f"pool's median output norm): {', '.join(loud)}; pin one to use it",
+        ]
     return View(routing, routing_table(routing, studio.data.adapter_categories), figs, notes=tuple(notes))
 
 
@@ -401,7 +410,8 @@ def routed(studio: Studio, prompt: str, controls: Controls, override: Override =
     if not override.pin or set(override.pin) <= set(routing.selected):
         return replace(routing, config={**routing.config, **override.record()}) if override.active else routing
     scores = routing.score_by_adapter
-    rest = [a for a in sorted(scores, key=scores.get, reverse=True) if a not in override.pin + override.exclude]
+    left_out = {*override.pin, *override.exclude, *routing.config.get("too_loud", ())}  # too loud: only when pinned
+    rest = [a for a in sorted(scores, key=scores.get, reverse=True) if a not in left_out]
     chosen = [*override.pin, *rest[: max(config.k - len(override.pin), 0)]]
     index, weights = select_top_k(torch.tensor([[scores[a] for a in chosen]]), len(chosen), **config.selection())
     selected = tuple(chosen[i] for i in index[0].tolist() if i >= 0)

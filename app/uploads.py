@@ -154,7 +154,7 @@ def add_upload(
         ) from None
     n = len(session.reference_set()[0])
     progress(0.5, desc=f"computing calibration statistics for the pool with {name!r} ({n} reference prompts)")
-    if engine.default_routing.calibration != "none":
+    if engine.default_routing.uses_reference:
         session.calibration_stats(probe)
     progress(1.0, desc="ready")
     ranks = sorted({f[0].shape[0] for f in adapter.factors.values()})

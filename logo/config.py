@@ -17,9 +17,10 @@ AGGREGATES = ("last", "mean")
 MODES = ("mixture", "fused")
 WEIGHTINGS = ("linear", "softmax")
 PRESETS = ("paper", "recommended")
-# RoutingConfig.loudness_limit's default. On the zoo's own reference prompts the 27 adapters' mean output norms span
-# 0.37-2.03x their median at the recommended probe block (0.24-2.11x at the last block); a B x 10 copy of news_topic
-# sits at 8.8x and the constructed always-loud adapter at 4.2x (analysis/hostile.py loudness, hostile_loudness.csv).
+# RoutingConfig.loudness_limit's default, set from the zoo's reference prompts (dev inputs), not from test: in the
+# zoo + hostile pool the 27 zoo adapters' mean output norms span 0.34-1.91x the pool's median at the recommended
+# probe block (0.20-1.78x at the last), the always-loud constructed adapter sits at 4.0x (4.9x) and a B x 10 copy of
+# news_topic at 8.2x (11.7x) (analysis/hostile.py loudness, assets/results/routing_v2/hostile_loudness.csv).
 LOUDNESS_LIMIT = 3.0
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 DEVICE_PATTERN = re.compile(r"(cpu|mps|cuda)(:\d+)?")  # what torch.device accepts among the backends the engine runs on
@@ -151,7 +152,8 @@ class RoutingConfig:
     answers to 86 dev inputs not used for calibration, 2 per pool task and 4 per held-out task, on a shared CPU):
     softmax T=0.3 52.5 (in-pool 78.0, held-out 27.0), linear k=1 50.6 (73.8, 27.4), margin 1 48.5 (70.4, 26.6),
     softmax T=1 46.0 (70.7, 21.2), linear k=3 41.7 (57.0, 26.3), paper 28.2 (30.1, 26.3). A small sample: held-out
-    differences under 1 point are noise.
+    differences under 1 point are noise. Loudness limit 3x the pool's median output norm (LOUDNESS_LIMIT): no zoo
+    adapter is near it, so zoo routing is unchanged, and neither hostile adapter is ever selected.
     `RoutingConfig.preset("paper")` is the paper's method exactly.
     """
 
@@ -229,6 +231,11 @@ class RoutingConfig:
                     f"got {self.loudness_limit}"
                 )
 
+    @property
+    def uses_reference(self) -> bool:
+        """Whether routing reads the reference prompts' calibration statistics (to calibrate, or to find loud ones)."""
+        return self.calibration != "none" or self.loudness_limit is not None
+
     @classmethod
     def preset(cls, name: str, **changes) -> RoutingConfig:
         """A named preset, with any field changed by `changes` (probe fields by name: block=..., as in with_).
@@ -237,7 +244,8 @@ class RoutingConfig:
         'recommended': the defaults of this class, chosen on dev (see the class docstring).
         """
         _check_choice("routing preset", name, PRESETS)
-        paper = {"signal": "norm", "calibration": "none", "weighting": "linear", "temperature": 1.0, "loudness_limit": None}
+        paper = {"signal": "norm", "calibration": "none", "weighting": "linear", "temperature": 1.0}
+        paper["loudness_limit"] = None
         base = cls() if name == "recommended" else cls(**paper, probe=ProbeConfig(block=-1))
         return base.with_(**changes)
 

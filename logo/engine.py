@@ -54,6 +54,7 @@ from .signals import calibrate, select_top_k, signal_from_outputs
 from .streaming import GenerationStream
 
 PROBE_BATCH = 32  # prompts per probe forward: bounds activation memory for long prompt lists
+Progress = Callable[[int, int], None]  # (prompts done, prompts in all), called after each probe batch
 
 
 @dataclass
@@ -220,17 +221,25 @@ class LoGoEngine:
             )
         return stack
 
-    def raw_signals(self, prompts: str | Sequence[str], probe: ProbeConfig | None = None) -> dict[str, torch.Tensor]:
+    def raw_signals(
+        self, prompts: str | Sequence[str], probe: ProbeConfig | None = None, progress: Progress | None = None
+    ) -> dict[str, torch.Tensor]:
         """Both raw signals of every adapter for every prompt: signal -> (P, N) float32 on the CPU."""
         probe = probe or ProbeConfig()
-        return self.raw_signals_by_block(prompts, probe, [probe.block])[block_index(self.model, probe.block)]
+        by_block = self.raw_signals_by_block(prompts, probe, [probe.block], progress)
+        return by_block[block_index(self.model, probe.block)]
 
     def raw_signals_by_block(
-        self, prompts: str | Sequence[str], probe: ProbeConfig, blocks: Sequence[int]
+        self,
+        prompts: str | Sequence[str],
+        probe: ProbeConfig,
+        blocks: Sequence[int],
+        progress: Progress | None = None,
     ) -> dict[int, dict[str, torch.Tensor]]:
         """Raw signals at several probe blocks from one forward pass: block -> signal -> (P, N) on the CPU.
 
         probe.block is ignored; module, probe input and aggregation apply to every block (for probe sweeps).
+        `progress(done, total)` is called with the prompts probed so far after each batch of PROBE_BATCH.
         """
         prompts = self._check_prompts(prompts)
         stacks = {block_index(self.model, b): self._probe_stack(replace(probe, block=b)) for b in blocks}
@@ -245,12 +254,20 @@ class LoGoEngine:
                     outputs = stack.outputs(h)  # (B, N, d_out): scaling_i B_i A_i h, stacked per rank
                     for signal in chunks[b]:
                         chunks[b][signal].append(signal_from_outputs(outputs, signal).cpu())
+            if progress is not None:
+                progress(min(start + PROBE_BATCH, len(prompts)), len(prompts))
         return {b: {s: torch.cat(parts) for s, parts in by_signal.items()} for b, by_signal in chunks.items()}
 
     def calibration_stats(
-        self, probe: ProbeConfig | None = None, prompts: Sequence[str] | None = None
+        self,
+        probe: ProbeConfig | None = None,
+        prompts: Sequence[str] | None = None,
+        progress: Progress | None = None,
     ) -> CalibrationStats:
-        """Per-adapter mean/std of both signals on reference prompts (`reference_set` by default); cached."""
+        """Per-adapter mean/std of both signals on reference prompts (`reference_set` by default); cached.
+
+        `progress(done, total)` follows the reference prompts' probe pass when the statistics must be computed.
+        """
         probe = probe or ProbeConfig()
         prompts, _ = self.reference_set(prompts)
         key = calibration_key(self.base.fingerprint, self.pool.digest, probe, self.config.chat_template, prompts)
@@ -259,7 +276,8 @@ class LoGoEngine:
             self._waited((time.perf_counter() - started) * 1000)
             stats = self._calibration.get(key) or load_cached(self.config.cache_dir, key, self.pool.names)
             if stats is None:
-                stats = CalibrationStats.from_signals(key, self.pool.names, self.raw_signals(prompts, probe))
+                signals = self.raw_signals(prompts, probe, progress)
+                stats = CalibrationStats.from_signals(key, self.pool.names, signals)
                 save_cached(self.config.cache_dir, stats)
             self._calibration[key] = stats
         return stats
@@ -302,7 +320,7 @@ class LoGoEngine:
         # which prompts calibrated this routing, if any did, and the adapters left out as too loud
         recorded = {**config.to_dict(), "reference": None, "too_loud": []}
         stats = None
-        if config.calibration != "none" or config.loudness_limit is not None:
+        if config.uses_reference:
             reference, recorded["reference"] = self.reference_set(reference)
             stats = self.calibration_stats(config.probe, reference)
             if config.loudness_limit is not None:
@@ -310,10 +328,12 @@ class LoGoEngine:
         left_out = {*exclude, *recorded["too_loud"]}
         allowed = [i for i, name in enumerate(self.pool.names) if name not in left_out]
         if config.k > len(allowed):
-            loud = f", {len(recorded['too_loud'])} left out as too loud (loudness_limit)" if recorded["too_loud"] else ""
+            loud = recorded["too_loud"]
+            left = f", {len(loud)} left out as too loud ({', '.join(loud)})" if loud else ""
+            fix = " or loudness_limit=None to let the loud ones be selected" if loud else ""
             raise ValueError(
-                f"k={config.k} is larger than the pool of {len(allowed)} selectable adapters{loud}: "
-                f"choose k <= {len(allowed)}"
+                f"k={config.k} is larger than the pool of {len(allowed)} selectable adapters{left}: "
+                f"choose k <= {len(allowed)}{fix}"
             )
         signals = self.raw_signals(prompts, config.probe)[config.signal]  # (P, N)
         mean = std = None

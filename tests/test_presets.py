@@ -83,8 +83,9 @@ def test_paper_preset_is_the_paper_exactly():
         weighting="linear",
         temperature=1.0,
         probe=ProbeConfig(block=-1, module="self_attn.q_proj", probe_input="module", aggregate="last"),
+        loudness_limit=None,
     )
-    assert paper.score_margin is None and paper.min_score_ratio is None
+    assert paper.score_margin is None and paper.min_score_ratio is None and not paper.uses_reference
 
 
 def test_recommended_preset_is_the_default_and_fields_override_presets():

@@ -22,6 +22,7 @@ import pytest
 from gradio_client import Client
 from gradio_client.exceptions import AppError
 
+import logo.engine
 from analysis.export import read_metadata
 from analysis.similarity import TaskEmbedder
 from app.ui import Actions, build_demo, launch_options, on_gpu, probe_modules
@@ -82,6 +83,7 @@ SETTINGS = {  # the UI's controls in their order; block 3 is the tiny model's la
     "aggregate": "last",
     "weighting": "linear",  # the paper's weights: these settings are the paper's method
     "temperature": 1.0,
+    "loudness_limit": None,  # the paper has no limit
 }
 NO_OVERRIDE = [[], []]  # pin, exclude
 
@@ -396,6 +398,17 @@ def test_latency_compares_the_same_prompt_with_and_without_adapters(studio):
     assert final.answer == answer and "tokens" in final.stats
 
 
+def test_the_gpu_benchmark_curves_are_the_engines_graph_decoding():
+    from app.ui_figures import bench_curves
+
+    curves, note = bench_curves("cuda", "bfloat16")  # bench/results/amortisation_gpu.csv (bench.engine_zoo)
+    assert sorted(curves) == ["benchmark: base graph (median)", "benchmark: mixture graph (median)"]
+    assert all(len(times) == 128 and times == sorted(times) for times in curves.values())  # cumulative ms
+    assert "GPU" in note
+    cpu, _ = bench_curves("cpu", "float32")
+    assert sorted(cpu) == ["benchmark: float32 base (median)", "benchmark: float32 mixture (median)"]
+
+
 def test_side_by_side_answers_use_the_oracle_or_the_typed_mixture(studio, engine):
     example = EXAMPLES[1]  # alpha's task: its oracle adapter is alpha
     *_, (_, final) = generate_stream(studio, example.prompt, PAPER, Sampling(max_new_tokens=4))
@@ -571,7 +584,7 @@ def test_api_has_named_parameters(served):
     _, client = served
     info = client.view_api(return_format="dict", print_info=False)["named_endpoints"]
     route = [p["parameter_name"] for p in info["/route"]["parameters"]]
-    assert route[:10] == ["prompt", *SETTINGS] and not any(name.startswith("param_") for name in route)
+    assert route[: 1 + len(SETTINGS)] == ["prompt", *SETTINGS] and not any(name.startswith("param_") for name in route)
     assert "sampling_temperature" in [p["parameter_name"] for p in info["/generate"]["parameters"]]
     page_events = {"/reroute", "/page_route", "/export_html", "/pick_example", "/preset", "/card"}
     assert not page_events & set(info)  # the page's own events are private
@@ -766,7 +779,13 @@ def test_uncached_calibration_is_announced_before_it_is_computed(studio, engine,
     probe = Controls(**{**SETTINGS, "calibration": "zscore", "block": 2}).routing(studio.n_blocks).probe
     monkeypatch.setattr(gr, "Info", lambda message, **_: said.append((message, engine.calibration_cached(probe))))
     actions, n_prompts = Actions(studio), len(engine.reference_set()[0])
-    *_, status, _ = actions.route("sort the words cat dog bird", *page_route(calibration="zscore", block=2), None)
+    monkeypatch.setattr(logo.engine, "PROBE_BATCH", 4)  # the tiny reference set (6 prompts) in two probe batches
+    steps = []  # what the page's progress bar is told: (done, total) of the reference prompts, per probe batch
+    progress = lambda done_total, desc, unit: steps.append((done_total, desc, unit))  # noqa: E731
+    route = page_route(calibration="zscore", block=2)
+    *_, status, _ = actions.route("sort the words cat dog bird", *route, None, progress=progress)
+    assert [done_total for done_total, *_ in steps] == [(4, n_prompts), (n_prompts, n_prompts)]
+    assert {tuple(rest) for _, *rest in steps} == {("calibration statistics for block 2", "reference prompts")}
     assert said == [
         (
             f"Computing calibration statistics for block 2 ({n_prompts} reference prompts): once per probe setting, "

@@ -116,12 +116,13 @@ CHAT_TEMPLATE = (
     "{% for m in messages %}<user> {{ m['content'] }} {% endfor %}{% if add_generation_prompt %}<assistant>{% endif %}"
 )
 
-# (name, rank, alpha, targets, rslora, init scale): mixed ranks, alphas and targets on purpose
+# (name, rank, alpha, targets, rslora, init scale): mixed ranks, alphas and targets on purpose; the scales keep every
+# output norm within 3x the pool median (RoutingConfig.loudness_limit leaves louder ones out)
 ADAPTER_SPECS = [
     ("alpha", 2, 4, ["q_proj", "k_proj", "v_proj", "o_proj"], False, 1.0),
     ("beta", 4, 4, ["q_proj", "k_proj", "v_proj", "o_proj"], False, 1.0),
-    ("gamma", 8, 16, ["q_proj", "v_proj"], True, 1.0),  # no k/o: contributes zero there
-    ("delta", 4, 8, ["q_proj", "k_proj", "v_proj", "o_proj", "up_proj"], False, 2.0),
+    ("gamma", 8, 16, ["q_proj", "v_proj"], True, 0.45),  # no k/o: contributes zero there
+    ("delta", 4, 8, ["q_proj", "k_proj", "v_proj", "o_proj", "up_proj"], False, 0.8),
     ("epsilon", 6, 3, ["q_proj", "o_proj"], False, 0.5),
 ]
 
