@@ -242,6 +242,11 @@ def scatter_dataset(points: pd.DataFrame) -> go.Figure:
     return fig.update_yaxes(title="task similarity (cosine)")
 
 
+def label_position(weight: float) -> str:
+    """Where a highlighted point's label goes on the merge-weight axis (0..1): to the inside near either end."""
+    return "top right" if weight < 0.2 else "top left" if weight > 0.8 else "top center"
+
+
 def scatter_figure(
     points: pd.DataFrame | None,
     method_note: str,
@@ -267,7 +272,8 @@ def scatter_figure(
                 mode="markers+text",
                 name="this prompt",
                 text=list(highlight["adapter"]),
-                textposition="top center",
+                # labels near the axes lean inwards: none runs over the y axis or off the right edge
+                textposition=[label_position(w) for w in highlight["weight"]],
                 cliponaxis=False,
                 textfont=dict(color=figures.HIGHLIGHT, size=13),
                 marker=dict(size=12, color=figures.HIGHLIGHT, symbol="diamond", line=dict(width=1, color="white")),

@@ -192,6 +192,14 @@ def test_example_generate_side_by_side_plots_and_exports(page, tmp_path):
     page.screenshot(path=str(SCREENSHOTS / "studio_desktop.png"), full_page=True)
 
 
+TEXT_OVERFLOW = """() => [...document.querySelectorAll('#plots .js-plotly-plot')].flatMap((gd) => {
+  const box = gd.getBoundingClientRect();
+  return [...gd.querySelectorAll('.infolayer text, .annotation text')].filter((t) => t.textContent.trim())
+    .map((t) => [t.textContent.slice(0, 40), t.getBoundingClientRect()])
+    .filter(([, r]) => r.left < box.left - 1 || r.right > box.right + 1).map(([text]) => text);
+})"""
+
+
 def test_phone_viewport_gives_every_plot_a_plot_area(browser, served):
     page = open_page(browser, served[0], 390, 844)
     try:
@@ -203,6 +211,8 @@ def test_phone_viewport_gives_every_plot_a_plot_area(browser, served):
             "() => [...document.querySelectorAll('.js-plotly-plot')].map(p => p._fullLayout._size.w)"
         )
         assert len(widths) == 3 and all(w >= 150 for w in widths), widths
+        overflow = page.evaluate(TEXT_OVERFLOW)  # titles, subtitles and annotations: wrapped, none cut at an edge
+        assert overflow == [], overflow
         table = page.locator("#routing-table").inner_text()
         assert "translation" in table and "…" not in table  # full values, not "s.."
         page.screenshot(path=str(SCREENSHOTS / "studio_phone.png"), full_page=True)

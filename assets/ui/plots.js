@@ -32,6 +32,46 @@
     dark.paper_bgcolor = dark.plot_bgcolor = "rgba(0, 0, 0, 0)";
     return [recolour(data, page), dark];
   };
+  // A phone-wide plot: long subtitle and annotation lines are wrapped at spaces (the top margin grows by the lines
+  // added) and the scatter's density drops its colour bar, so that no text runs off the figure's edge.
+  const NARROW = 520;
+  const wrap = (text, chars) => String(text).split("<br>").flatMap((line) => {
+    const out = [];
+    let current = "";
+    for (const word of line.split(" ")) {
+      if (current && (current + " " + word).replace(/<[^>]*>/g, "").length > chars) {
+        out.push(current);
+        current = word;
+      } else current = current ? current + " " + word : word;
+    }
+    return [...out, current];
+  });
+  const narrowed = (gd, data, layout) => {
+    const width = gd.clientWidth || (gd.parentElement && gd.parentElement.clientWidth) || 0;
+    if (!layout || !width || width >= NARROW) return [data, layout];
+    const out = { ...layout, margin: { ...(layout.margin || {}) } };
+    let added = 0;
+    const lines = (text, size) => {
+      const before = String(text).split("<br>").length;
+      const after = wrap(text, Math.max(20, Math.floor((width - 24) / (0.56 * size))));
+      added += after.length - before;
+      return after.join("<br>");
+    };
+    const subtitle = layout.title && layout.title.subtitle;
+    if (subtitle && subtitle.text) {
+      out.title = { ...layout.title, subtitle: { ...subtitle, text: lines(subtitle.text, (subtitle.font || {}).size || 12) } };
+    }
+    if (layout.annotations) {
+      out.annotations = layout.annotations.map((a) => (a.text && a.yref === "paper" && a.y >= 1
+        ? { ...a, text: lines(a.text, (a.font || {}).size || 12) } : a));
+    }
+    if (added) {
+      out.margin.t = (out.margin.t || 80) + 16 * added;
+      if (out.height) out.height += 16 * added;
+    }
+    const slim = (data || []).map((t) => (t.type === "heatmap" && t.name === "evaluation set" ? { ...t, showscale: false } : t));
+    return [slim, out];
+  };
   // Gradio 6 draws a new figure twice: the outgoing plot component draws it, then the one that replaces it
   // (each plot is keyed on its value). Drawing once the page's update is done (a microtask later), and only
   // into plots still in the page, draws each figure once.
@@ -45,7 +85,7 @@
       });
     });
     const react = plotly.react;
-    plotly.react = later((gd, data, layout, ...rest) => react(gd, ...themed(gd, data, layout), ...rest));
+    plotly.react = later((gd, data, layout, ...rest) => react(gd, ...themed(gd, ...narrowed(gd, data, layout)), ...rest));
     plotly.Plots.resize = later(plotly.Plots.resize);
   };
   if (window.Plotly) {  // plots drawn before this ran are drawn again, in the page's theme
