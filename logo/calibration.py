@@ -7,6 +7,7 @@ import json
 import logging
 import math
 import os
+import statistics
 import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -48,9 +49,7 @@ class CalibrationStats:
 
     def too_loud(self, limit: float) -> tuple[str, ...]:
         """Adapters whose mean output norm on the reference prompts is above `limit` x the pool's median."""
-        means = sorted(self.mean["norm"])
-        middle = len(means) // 2
-        median = means[middle] if len(means) % 2 else (means[middle - 1] + means[middle]) / 2
+        median = statistics.median(self.mean["norm"])
         return tuple(name for name, m in zip(self.adapters, self.mean["norm"], strict=True) if m > limit * median)
 
     @classmethod

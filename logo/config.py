@@ -244,8 +244,7 @@ class RoutingConfig:
         'recommended': the defaults of this class, chosen on dev (see the class docstring).
         """
         _check_choice("routing preset", name, PRESETS)
-        paper = {"signal": "norm", "calibration": "none", "weighting": "linear", "temperature": 1.0}
-        paper["loudness_limit"] = None
+        paper = dict(signal="norm", calibration="none", weighting="linear", temperature=1.0, loudness_limit=None)
         base = cls() if name == "recommended" else cls(**paper, probe=ProbeConfig(block=-1))
         return base.with_(**changes)
 
