@@ -192,19 +192,29 @@ LOUDNESS_BLOCKS = (-1, -2)  # the paper's probe block and the recommended one
 
 
 def loudness(engine: LoGoEngine) -> pd.DataFrame:
-    """Each adapter's mean output norm on the engine's reference prompts over the pool's median, per probe block,
-    and whether the default loudness limit leaves it out (CalibrationStats.too_loud, as routing applies it)."""
+    """Each adapter's mean output norm on the engine's reference prompts over the pool's upper quartile (and its
+    median), per probe block, and whether the default loudness limit leaves it out (CalibrationStats.too_loud, as
+    routing applies it)."""
+    from logo.calibration import LOUDNESS_QUANTILE
     from logo.config import LOUDNESS_LIMIT, ProbeConfig
 
     reference, _ = engine.reference_set()
     rows = []
     for block in LOUDNESS_BLOCKS:
         stats = engine.calibration_stats(ProbeConfig(block=block), reference)
-        median = statistics.median(stats.mean["norm"])
+        norms = pd.Series(stats.mean["norm"], index=stats.adapters)
+        upper, median = norms.quantile(LOUDNESS_QUANTILE), norms.median()
         loud = set(stats.too_loud(LOUDNESS_LIMIT))
         rows += [
-            {"block": block, "adapter": name, "mean_norm": mean, "x_median": mean / median, "too_loud": name in loud}
-            for name, mean in zip(stats.adapters, stats.mean["norm"], strict=True)
+            {
+                "block": block,
+                "adapter": name,
+                "mean_norm": mean,
+                "x_upper_quartile": mean / upper,
+                "x_median": mean / median,
+                "too_loud": name in loud,
+            }
+            for name, mean in norms.items()
         ]
     return pd.DataFrame(rows)
 
@@ -252,7 +262,7 @@ def main(argv=None) -> None:
         engine = study_engine([HOSTILE_DIR])
         table = loudness(engine)
         table.to_csv(RESULTS_DIR / "hostile_loudness.csv", index=False, float_format="%.4f")
-        log.info("%s", table.sort_values(["block", "x_median"]).groupby("block").tail(4).to_string(index=False))
+        log.info("%s", table.sort_values(["block", "x_upper_quartile"]).groupby("block").tail(4).to_string(index=False))
         selection = engine_selection(engine, args.limit)
         selection.to_csv(RESULTS_DIR / "hostile_engine.csv", index=False, float_format="%.4f")
         log.info("%s", selection.to_string(index=False))

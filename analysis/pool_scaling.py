@@ -2,6 +2,7 @@
 
     python -m analysis.pool_scaling probe    # writes the distractors to out/, probes test inputs with the big pool
     python -m analysis.pool_scaling report   # own-adapter top-1 against N -> assets/results/routing_v2/
+    python -m analysis.pool_scaling loudness # whom the loudness limit leaves out of each pool (no model)
     python -m analysis.pool_scaling score [--limit 30] [--out DIR] [--runs DIR] [--budget-minutes M]
         # in-pool score against N for the paper and recommended presets: generation, a GPU job (resumable)
     python -m analysis.pool_scaling figure   # redraws pool_scaling.html from the committed CSVs
@@ -22,14 +23,16 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import statistics
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import pandas as pd
 import torch
 
 from analysis.adapter_files import AdapterFactors, read_adapter, write_adapter
-from analysis.hostile import HOSTILE_DIR
+from analysis.hostile import HOSTILE, HOSTILE_DIR
 from analysis.routing_study import (
     CACHE_DIR,
     RESULTS_DIR,
@@ -46,6 +49,7 @@ from analysis.routing_study import (
     study_engine,
     top_k,
 )
+from logo.config import LOUDNESS_LIMIT, RoutingConfig
 from zoo.data import ADAPTERS_DIR, Task, load_tasks
 
 log = logging.getLogger(__name__)
@@ -58,6 +62,8 @@ SIZES = (27, 54, 81, 135, 189, 243, 297)
 COMPARED = ("paper", "entropy_zscore_own_b24", "norm_zscore_own_b24", "norm_zscore_own_b-2")
 PRESETS = ("paper", "recommended")  # what `score` generates with (recommended = norm_zscore_own_b-2, softmax T=0.3)
 SCORE_RUNS = CACHE_DIR / "scores"  # per (N, preset) JSONL of the score step
+RECOMMENDED = RoutingConfig.preset("recommended")
+RECOMMENDED_STUDY = "norm_zscore_own_b-2"  # recommended's routing in the study's terms (without the loudness limit)
 
 
 def _resize(factors: dict, target: dict[str, float], scaling: float) -> dict:
@@ -116,9 +122,13 @@ def test_view(names: list[str]) -> tuple[SignalBank, Stats, list[str]]:
     return load_bank(f"test{TEST_LIMIT}", prompts, names), cached_reference_stats(names), labels
 
 
-def own_rates(bank: SignalBank, stats: Stats, labels: list[str], config: StudyConfig, k: int = 3) -> dict:
-    """Own-adapter top-1 and top-k, averaged over tasks."""
-    chosen = top_k(scores(bank, stats, config), k)  # (P, k)
+def own_rates(
+    bank: SignalBank, stats: Stats, labels: list[str], config: StudyConfig, k: int = 3, left_out: Sequence[str] = ()
+) -> dict:
+    """Own-adapter top-1 and top-k, averaged over tasks; `left_out` adapters are never selected."""
+    scored = scores(bank, stats, config).clone()
+    scored[:, [bank.adapters.index(a) for a in left_out]] = float("-inf")
+    chosen = top_k(scored, k)  # (P, k)
     own = torch.tensor([bank.adapters.index(t) for t in labels])
     frame = pd.DataFrame(
         {"task": labels, "top1": (chosen[:, 0] == own).numpy(), "topk": (chosen == own[:, None]).any(1).numpy()}
@@ -138,15 +148,54 @@ def pools(all_names: tuple[str, ...], zoo: list[str], seed: int = 1) -> dict[tup
     return grown
 
 
+def too_loud(stats: Stats, block: int = RECOMMENDED.probe.block, limit: float = LOUDNESS_LIMIT) -> tuple[str, ...]:
+    """The adapters the engine's loudness limit leaves out of a pool (its own-reference statistics at `block`)."""
+    return stats["own", block % 30].too_loud(limit)
+
+
 def scaling_table(configs: list[StudyConfig]) -> pd.DataFrame:
+    """Own-adapter top-1/top-3 per pool and config; `recommended` is its config with the loudness limit applied."""
     zoo = [t.name for t in load_tasks() if not t.held_out]
     everything = torch.load(CACHE_DIR / f"test{TEST_LIMIT}.pt")["adapters"]
+    limited = next(c for c in configs if c.name == RECOMMENDED_STUDY)
     rows = []
     for (kind, n), names in pools(tuple(everything), zoo).items():
         bank, stats, labels = test_view(names)
-        for config in configs:
+        runs = [(config.name, config, ()) for config in configs] + [("recommended", limited, too_loud(stats))]
+        for name, config, left_out in runs:
+            rates = own_rates(bank, stats, labels, config, left_out=left_out)
+            rows.append({"distractors": kind, "n_pool": n, "config": name, "too_loud": len(left_out)} | rates)
+    return pd.DataFrame(rows)
+
+
+def loudness_table() -> pd.DataFrame:
+    """Per pool (mixed distractors by N, and each kind alone), with and without the two hostile adapters: how many
+    adapters the loudness limit leaves out at the recommended block, how many of them are zoo adapters, whether
+    both hostile ones are among them, and what the same multiple of the pool's median would have left out."""
+    zoo = [t.name for t in load_tasks() if not t.held_out]
+    everything = tuple(torch.load(CACHE_DIR / f"test{TEST_LIMIT}.pt")["adapters"])
+    hostile = [a for a in everything if a in HOSTILE]
+    block = RECOMMENDED.probe.block
+    rows = []
+    for (kind, _), names in pools(everything, zoo).items():
+        for pool in (names, names + hostile):
+            stats = cached_reference_stats(pool)["own", block % 30]
+            loud = set(stats.too_loud(LOUDNESS_LIMIT))
+            norms = dict(zip(stats.adapters, stats.mean["norm"], strict=True))
+            median = statistics.median(norms.values())
+            by_median = {a for a, m in norms.items() if m > LOUDNESS_LIMIT * median}
             rows.append(
-                {"distractors": kind, "n_pool": n, "config": config.name} | own_rates(bank, stats, labels, config)
+                {
+                    "distractors": kind,
+                    "n_pool": len(pool),
+                    "hostile_in_pool": len(pool) > len(names),
+                    "block": block,
+                    "too_loud": len(loud),
+                    "zoo_too_loud": len(loud & set(zoo)),
+                    "hostile_left_out": all(h in loud for h in hostile) if len(pool) > len(names) else None,
+                    "median_rule_too_loud": len(by_median),
+                    "median_rule_zoo_too_loud": len(by_median & set(zoo)),
+                }
             )
     return pd.DataFrame(rows)
 
@@ -181,7 +230,7 @@ def score_pools(engine_names: tuple[str, ...], sizes: tuple[int, ...] = SIZES) -
 
 def score_unit(engine, tasks: list[Task], pool: list[str], preset: str, limit: int, batch_size: int) -> list[dict]:
     """Route every pool task's test inputs within `pool` with a preset, answer, score: one record per input."""
-    from logo.config import GenerationConfig, RoutingConfig
+    from logo.config import GenerationConfig
     from zoo.metrics import score
 
     exclude = [a for a in engine.adapter_names if a not in set(pool)]
@@ -308,11 +357,11 @@ def write_score_table(runs: Path, out: Path) -> pd.DataFrame:
 # one colour and name per routing config, the same in both panels (the presets strong, the other configs muted)
 LOOK = {
     "paper": ("paper (raw norm, last block)", "#d62728"),
-    "norm_zscore_own_b-2": ("recommended (norm z-score, own references, block -2)", "#1f77b4"),
+    "recommended": ("recommended (norm z-score, own references, block -2, loudness limit)", "#1f77b4"),
     "norm_zscore_own_b24": ("norm z-score, own references, block 24", "#9ecae1"),
     "entropy_zscore_own_b24": ("entropy z-score, own references, block 24", "#bcbd22"),
 }
-PRESET_CONFIG = {"paper": "paper", "recommended": "norm_zscore_own_b-2"}
+PRESET_CONFIG = {"paper": "paper", "recommended": "recommended"}
 
 
 def scaling_figure(table: pd.DataFrame, scores: pd.DataFrame | None = None):
@@ -325,7 +374,9 @@ def scaling_figure(table: pd.DataFrame, scores: pd.DataFrame | None = None):
     panels = 1 if scores is None or scores.empty else 2
     titles = ["own adapter ranked first (test inputs)", "in-pool score, 0-100 (bootstrap 95% CI)"][:panels]
     fig = make_subplots(rows=1, cols=panels, subplot_titles=titles, horizontal_spacing=0.1)
-    mixed = table[table["distractors"] == "mixed"]
+    # recommended's study config without the limit is drawn as `recommended` (identical on these pools: the limit
+    # leaves nobody out of them, pool_scaling_loudness.csv)
+    mixed = table[(table["distractors"] == "mixed") & (table["config"] != RECOMMENDED_STUDY)]
     for config, rows in mixed.groupby("config", sort=False):
         name, colour = LOOK.get(config, (config, None))
         line = {"color": colour, "width": 3 if config in PRESET_CONFIG.values() else 1.5}
@@ -367,7 +418,7 @@ def draw(results: Path = RESULTS_DIR) -> None:
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("step", choices=("probe", "report", "hostile", "score", "figure"))
+    parser.add_argument("step", choices=("probe", "report", "hostile", "score", "figure", "loudness"))
     parser.add_argument("--limit", type=int, default=TEST_LIMIT, help="score: test inputs per pool task")
     parser.add_argument("--runs", type=Path, default=SCORE_RUNS, help="score: per (N, preset) JSONL, resumable")
     parser.add_argument("--out", type=Path, default=RESULTS_DIR, help="score: where pool_scaling_scores.csv goes")
@@ -388,6 +439,12 @@ def main(argv=None) -> None:
         return
     if args.step == "figure":
         draw()
+        return
+    if args.step == "loudness":
+        table = loudness_table()
+        RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+        table.to_csv(RESULTS_DIR / "pool_scaling_loudness.csv", index=False)
+        log.info("%s", table.to_string(index=False))
         return
     table = scaling_table([c for c in study_configs() if c.name in COMPARED])
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)

@@ -232,7 +232,7 @@ def build_demo(
                         loudness = gr.Number(
                             value=field_default(RoutingConfig, "loudness_limit") or 0,
                             minimum=0,
-                            label="Loudness limit (x the pool's median output norm; 0: off)",
+                            label="Loudness limit (x the pool's upper-quartile output norm; 0: off)",
                             info=field_help(RoutingConfig, "loudness_limit"),
                             elem_id="loudness-limit",
                         )

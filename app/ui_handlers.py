@@ -397,7 +397,7 @@ def view_of(studio: Studio, routing: Routing, notes: list[str] | tuple[str, ...]
         notes = [
             *notes,
             f"left out as too loud on every input (loudness limit {config['loudness_limit']:g}x the "
-            f"pool's median output norm): {', '.join(loud)}; pin one to use it",
+            f"pool's upper-quartile output norm): {', '.join(loud)}; pin one to use it",
         ]
     return View(routing, routing_table(routing, studio.data.adapter_categories), figs, notes=tuple(notes))
 

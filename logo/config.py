@@ -17,10 +17,12 @@ AGGREGATES = ("last", "mean")
 MODES = ("mixture", "fused")
 WEIGHTINGS = ("linear", "softmax")
 PRESETS = ("paper", "recommended")
-# RoutingConfig.loudness_limit's default, set from the zoo's reference prompts (dev inputs), not from test: in the
-# zoo + hostile pool the 27 zoo adapters' mean output norms span 0.34-1.91x the pool's median at the recommended
-# probe block (0.20-1.78x at the last), the always-loud constructed adapter sits at 4.0x (4.9x) and a B x 10 copy of
-# news_topic at 8.2x (11.7x) (analysis/hostile.py loudness, assets/results/routing_v2/hostile_loudness.csv).
+# RoutingConfig.loudness_limit's default, a multiple of the pool's upper quartile of mean output norms on the
+# reference prompts, set from the zoo's reference prompts (dev inputs), not from test. In the zoo + hostile pool the
+# 27 zoo adapters span 0.28-1.55x the upper quartile at the recommended probe block (0.15-1.33x at the last), the
+# always-loud constructed adapter sits at 3.24x (3.68x) and a B x 10 copy of news_topic at 6.70x (8.76x)
+# (analysis/hostile.py loudness, assets/results/routing_v2/hostile_loudness.csv). With up to 270 distractors added
+# it leaves out no zoo adapter at any pool size (analysis/pool_scaling.py loudness).
 LOUDNESS_LIMIT = 3.0
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 DEVICE_PATTERN = re.compile(r"(cpu|mps|cuda)(:\d+)?")  # what torch.device accepts among the backends the engine runs on
@@ -152,8 +154,8 @@ class RoutingConfig:
     answers to 86 dev inputs not used for calibration, 2 per pool task and 4 per held-out task, on a shared CPU):
     softmax T=0.3 52.5 (in-pool 78.0, held-out 27.0), linear k=1 50.6 (73.8, 27.4), margin 1 48.5 (70.4, 26.6),
     softmax T=1 46.0 (70.7, 21.2), linear k=3 41.7 (57.0, 26.3), paper 28.2 (30.1, 26.3). A small sample: held-out
-    differences under 1 point are noise. Loudness limit 3x the pool's median output norm (LOUDNESS_LIMIT): no zoo
-    adapter is near it, so zoo routing is unchanged, and neither hostile adapter is ever selected.
+    differences under 1 point are noise. Loudness limit 3x the pool's upper-quartile output norm (LOUDNESS_LIMIT): no
+    zoo adapter is near it, so zoo routing is unchanged, and neither hostile adapter is ever selected.
     `RoutingConfig.preset("paper")` is the paper's method exactly.
     """
 
@@ -200,7 +202,7 @@ class RoutingConfig:
         default=LOUDNESS_LIMIT,
         metadata={
             "help": "Never select an adapter whose mean output norm on the reference prompts is above this "
-            "multiple of the pool's median (an adapter loud on every input, such as one with B x 10); pinning "
+            "multiple of the pool's upper quartile (an adapter loud on every input, such as one with B x 10); pinning "
             "still selects it. None: off (the paper)."
         },
     )
@@ -227,7 +229,7 @@ class RoutingConfig:
             _set(self, "loudness_limit", as_finite_float("loudness_limit", self.loudness_limit))
             if self.loudness_limit <= 1:
                 raise ValueError(
-                    f"loudness_limit must be > 1 (a multiple of the pool's median output norm) or None (off), "
+                    f"loudness_limit must be > 1 (a multiple of the pool's upper-quartile output norm) or None (off), "
                     f"got {self.loudness_limit}"
                 )
 

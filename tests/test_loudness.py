@@ -74,16 +74,26 @@ def test_the_studio_pins_a_too_loud_adapter_and_says_which_are_left_out(make_eng
     assert off.routing.config["loudness_limit"] is None and not any("too loud" in n for n in off.notes)
 
 
-def test_too_loud_is_relative_to_the_pools_median():
-    stats = CalibrationStats(
-        "key",
-        ("a", "b", "c", "d"),
-        mean={"norm": [1.0, 2.0, 4.0, 10.0], "entropy": [1.0] * 4},
-        std={"norm": [1.0] * 4, "entropy": [1.0] * 4},
-        n_prompts=8,
+def _stats(norms: list[float]) -> CalibrationStats:
+    names = tuple(f"a{i}" for i in range(len(norms)))
+    ones = [1.0] * len(norms)
+    return CalibrationStats(
+        "key", names, mean={"norm": norms, "entropy": ones}, std={"norm": ones, "entropy": ones}, n_prompts=8
     )
-    assert stats.too_loud(3.0) == ("d",)  # median of an even count: (2 + 4) / 2 = 3; 10 > 3 x 3
-    assert stats.too_loud(2.9) == ("d",) and stats.too_loud(1.2) == ("c", "d") and stats.too_loud(3.5) == ()
+
+
+def test_too_loud_is_relative_to_the_pools_upper_quartile():
+    stats = _stats([1.0, 2.0, 3.0, 4.0, 40.0])  # upper quartile: the 4th of 5 sorted, 4.0
+    assert stats.too_loud(3.0) == ("a4",)  # 40 > 3 x 4
+    assert stats.too_loud(9.9) == ("a4",) and stats.too_loud(10.0) == () and stats.too_loud(1.2) == ("a4",)
+    assert stats.too_loud(0.9) == ("a3", "a4")
+    assert _stats([5.0]).too_loud(3.0) == ()  # a pool of one is never too loud for itself
+
+
+def test_a_pool_mostly_quiet_does_not_make_ordinary_adapters_loud():
+    # 10 random-like adapters that barely respond to real inputs beside 8 trained ones and one B x 10
+    stats = _stats([0.1] * 10 + [1.0, 1.2, 1.4, 1.6, 1.8, 2.0, 2.2, 2.4] + [12.0])
+    assert stats.too_loud(3.0) == ("a18",)  # 3x the median (0.1) would have left out every trained adapter too
 
 
 @pytest.mark.parametrize("bad", [1.0, 0.5, float("nan"), "loud"])

@@ -15,7 +15,7 @@ from analysis.adapter_files import AdapterFactors, read_adapter, write_adapter
 from analysis.adapter_map import adapter_map_figure, project
 from analysis.handwritten import category_hits, load_handwritten
 from analysis.hostile import constructed, loudest_delta, scaled
-from analysis.pool_scaling import KINDS, distractor
+from analysis.pool_scaling import KINDS, distractor, own_rates
 from analysis.routing_study import PAPER, SignalBank, StudyConfig, bank_stats, bootstrap_ci, scores, top_k
 from analysis.supervised_router import fit_router, task_mean
 from logo.calibration import read_reference_prompts
@@ -247,13 +247,13 @@ def test_calibration_floors_the_norm_std_of_a_barely_varying_adapter_but_not_a_c
 
 
 def test_the_scaling_figure_gives_each_config_one_colour_and_one_legend_entry_across_panels():
-    from analysis.pool_scaling import LOOK, scaling_figure
+    from analysis.pool_scaling import LOOK, RECOMMENDED_STUDY, scaling_figure
 
     table = pd.DataFrame(
         [
             {"distractors": "mixed", "n_pool": n, "config": c, "own_top1": 0.5}
             for n in (27, 54)
-            for c in ("paper", "norm_zscore_own_b-2")
+            for c in ("paper", RECOMMENDED_STUDY, "recommended")  # the study config and the preset with its limit
         ]
     )
     scores = pd.DataFrame(
@@ -267,6 +267,14 @@ def test_the_scaling_figure_gives_each_config_one_colour_and_one_legend_entry_ac
     colours = {}
     for trace in fig.data:
         colours.setdefault(trace.legendgroup, set()).add(trace.line.color)
-    assert colours == {"paper": {LOOK["paper"][1]}, "norm_zscore_own_b-2": {LOOK["norm_zscore_own_b-2"][1]}}
+    assert colours == {"paper": {LOOK["paper"][1]}, "recommended": {LOOK["recommended"][1]}}  # its twin not drawn
     shown = [t.name for t in fig.data if t.showlegend is not False]
-    assert sorted(shown) == sorted({LOOK["paper"][0], LOOK["norm_zscore_own_b-2"][0]})
+    assert sorted(shown) == sorted({LOOK["paper"][0], LOOK["recommended"][0]})
+
+
+def test_own_rates_never_select_the_adapters_left_out():
+    raw = torch.tensor([[9.0, 2.0, 1.0], [9.0, 1.0, 2.0]])  # "loud" first on both prompts
+    bank = SignalBank(("loud", "b", "c"), 30, {29: {"norm": raw}})
+    labels = ["b", "c"]
+    assert own_rates(bank, {}, labels, PAPER, k=1) == {"own_top1": 0.0, "own_top3": 0.0}
+    assert own_rates(bank, {}, labels, PAPER, k=1, left_out=["loud"]) == {"own_top1": 1.0, "own_top3": 1.0}
