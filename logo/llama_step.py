@@ -15,11 +15,12 @@ graph captured per request pays the capture on every request. Here, per engine:
      no adapter targets, and the base model (rank 0), have no buffers and no low-rank work.
   3. The step (RMSNorm, rotary, GQA attention over the static cache by scaled_dot_product_attention, SiLU MLP)
      is one function. Each group is one matmul over its concatenated weight plus, when adapted, its members'
-     low-rank terms in two more: u = x @ a_cat, then y + u @ b_blocks, which is sum_j x @ a_j @ b_j placed in
-     member j's columns, the math of logo.mixture.MixtureLinear. On a GPU each decoder block goes through
-     torch.compile (one compile serves every block, their shapes being equal; the add fuses into the
-     pointwise kernel that reads y) and the whole step is captured once in a CUDA graph, then replayed per
-     token. On the CPU the same step runs eagerly over the same buffers (that is how it is tested).
+     low-rank terms in two more matmuls: u = x @ a_cat, then y + u @ b_blocks, which is sum_j x @ a_j @ b_j placed in
+     member j's columns, the math of logo.mixture.MixtureLinear (on the 8B-shaped benchmark, 3 kernels per
+     adapted group: the two matmuls and the add; BENCHMARKS.md). On a GPU each decoder block goes through
+     torch.compile (one compile serves every block, their shapes being equal) and the whole step is captured
+     once in a CUDA graph, then replayed per token. On the CPU the same step runs eagerly over the same
+     buffers (that is how it is tested).
   4. The prompt is prefilled by the model's own forward (the request's mixture active) into a DynamicCache,
      whose keys and values are copied into the static cache.
 
@@ -139,7 +140,9 @@ def _project(x: torch.Tensor, weight: torch.Tensor, lora: tuple | None) -> torch
     """x @ W^T for a group of concatenated layers, plus each member's x @ a_t @ b_t in its columns. x: (B, 1, d_in).
 
     The low-rank terms of all members are two matmuls: b_blocks is block-diagonal (step 2), so u @ b_blocks
-    puts member j's u_j @ b_j in member j's columns and adds exact zeros elsewhere.
+    puts member j's u_j @ b_j in member j's columns and adds exact zeros elsewhere. A is not folded into
+    `weight` for one row: the weight buffers are shared by every StepGraph, and two of them can serve two
+    requests at once.
     """
     y = F.linear(x, weight)  # (B, 1, sum d_out)
     if lora is None:
