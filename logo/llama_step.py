@@ -6,14 +6,21 @@ graph captured per request pays the capture on every request. Here, per engine:
   1. The adapted model's linear weights are copied once into owned buffers, q/k/v and gate/up concatenated
      (one matmul each). A fused request (weights merged into the base layers) copies its merged weights in;
      the next unmerged request copies the originals back.
-  2. A `StepGraph` per (batch rows, cache-length bucket, rank bucket) owns a static KV cache, the step's
-     input buffers (token, position per row, cache slot) and the LoRA factor buffers of every adapted module
-     (the request's factors are copied in, padded with zeros to the rank bucket; rank 0 = the base model).
-  3. The step (RMSNorm, rotary, GQA attention over the static cache by scaled_dot_product_attention, SiLU MLP,
-     each linear plus its per-row low-rank term x @ a_t @ b_t as logo.mixture.MixtureLinear computes it) is
-     one function; on a GPU each decoder block goes through torch.compile (one compile serves every block,
-     their shapes being equal) and the whole step is captured once in a CUDA graph, then replayed per token.
-     On the CPU the same step runs eagerly over the same buffers (that is how it is tested).
+  2. A `StepGraph` per (batch rows, cache-length bucket, rank bucket, adapted groups) owns a static KV cache,
+     the step's input buffers (token, position per row, cache slot) and, for each group that an adapter of the
+     request targets, two factor buffers per block: the members' A side by side, a_cat (B, d_in, n*R), and
+     their B as one block-diagonal matrix, b_blocks (B, n*R, sum d_out), whose rows j*R:(j+1)*R hold member
+     j's B in member j's output columns and zeros elsewhere. The request's factors are copied into the
+     diagonal blocks, padded with zeros to the rank bucket R (zero columns and rows add exact zeros); groups
+     no adapter targets, and the base model (rank 0), have no buffers and no low-rank work.
+  3. The step (RMSNorm, rotary, GQA attention over the static cache by scaled_dot_product_attention, SiLU MLP)
+     is one function. Each group is one matmul over its concatenated weight plus, when adapted, its members'
+     low-rank terms in two more matmuls: u = x @ a_cat, then y + u @ b_blocks, which is sum_j x @ a_j @ b_j placed in
+     member j's columns, the math of logo.mixture.MixtureLinear (on the 8B-shaped benchmark, 3 kernels per
+     adapted group: the two matmuls and the add; BENCHMARKS.md). On a GPU each decoder block goes through
+     torch.compile (one compile serves every block, their shapes being equal) and the whole step is captured
+     once in a CUDA graph, then replayed per token. On the CPU the same step runs eagerly over the same
+     buffers (that is how it is tested).
   4. The prompt is prefilled by the model's own forward (the request's mixture active) into a DynamicCache,
      whose keys and values are copied into the static cache.
 
@@ -24,6 +31,7 @@ StaticSteps); `LlamaSteps` has the interface of logo.decoding's step kinds.
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import torch
@@ -36,6 +44,7 @@ from .probe import position_ids
 
 GROUPS = {"qkv": ("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj"), "o": ("self_attn.o_proj",),
           "gate_up": ("mlp.gate_proj", "mlp.up_proj"), "down": ("mlp.down_proj",)}  # fmt: skip
+MEMBER_GROUP = {member: group for group, members in GROUPS.items() for member in members}
 LENGTH_BUCKET = 256  # cache lengths are rounded up to a multiple: one graph serves every request up to it
 RANK_BUCKET = 64  # factor widths (k * r) are rounded up to a multiple: zero columns add exact zeros
 MAX_GRAPHS = 6  # captured shapes kept per model (each holds its KV cache)
@@ -45,6 +54,15 @@ GRAPHS_ATTRIBUTE = "logo_step_graphs"  # where StepGraphs.of keeps them on the m
 def _linear(model: nn.Module, name: str) -> nn.Linear:
     module = model.get_submodule(name)
     return module.base if isinstance(module, MixtureLinear) else module
+
+
+def adapted_groups(names: Iterable[str]) -> tuple[str, ...]:
+    """The groups (GROUPS' keys, in its order) with a member among these module names (model.layers.{i}.{member}).
+
+    A group adapted in some blocks only gets buffers in every block; the others hold zeros (exact zeros).
+    """
+    groups = {MEMBER_GROUP.get(name.split(".", 3)[-1]) for name in names}
+    return tuple(group for group in GROUPS if group in groups)
 
 
 def fallback_reason(model: nn.Module, adapted: AdaptedModel) -> str | None:
@@ -119,15 +137,19 @@ def _rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tens
 
 
 def _project(x: torch.Tensor, weight: torch.Tensor, lora: tuple | None) -> torch.Tensor:
-    """x @ W^T for a group of concatenated layers, plus each member's x @ a_t @ b_t. x: (B, 1, d_in)."""
+    """x @ W^T for a group of concatenated layers, plus each member's x @ a_t @ b_t in its columns. x: (B, 1, d_in).
+
+    The low-rank terms of all members are two matmuls: b_blocks is block-diagonal (step 2), so u @ b_blocks
+    puts member j's u_j @ b_j in member j's columns and adds exact zeros elsewhere. A is not folded into
+    `weight` for one row: the weight buffers are shared by every StepGraph, and two of them can serve two
+    requests at once.
+    """
     y = F.linear(x, weight)  # (B, 1, sum d_out)
     if lora is None:
         return y
-    a_cat, b_parts = lora  # (B, d_in, n*R), n x (B, R, d_out_m)
-    u = x.to(a_cat.dtype) @ a_cat  # (B, 1, n*R)
-    rank = b_parts[0].shape[1]
-    deltas = [u[..., j * rank : (j + 1) * rank] @ b for j, b in enumerate(b_parts)]  # n x (B, 1, d_out_m)
-    return y + torch.cat(deltas, dim=-1).to(y.dtype)
+    a_cat, b_blocks = lora  # (B, d_in, n*R), (B, n*R, sum d_out)
+    u = x @ a_cat  # (B, 1, n*R)
+    return y + u @ b_blocks  # (B, 1, sum d_out)
 
 
 def block_step(h, cos, sin, valid, slot, k_cache, v_cache, norms, weights, loras, shape):
@@ -159,6 +181,7 @@ class GraphKey:
     rows: int
     length: int  # cache slots (a multiple of LENGTH_BUCKET)
     rank: int  # factor width per module (a multiple of RANK_BUCKET; 0: the base model, no low-rank terms)
+    groups: tuple[str, ...] = ()  # the groups with low-rank terms (adapted_groups; () with rank 0)
 
 
 class StepGraph:
@@ -187,30 +210,42 @@ class StepGraph:
         self.norms = [
             (b.input_layernorm.weight.detach(), b.post_attention_layernorm.weight.detach()) for b in model.model.layers
         ]
-        self.loras: list[dict] = []  # per block: group -> (a_cat (B, d_in, n*R), [b (B, R, d_out)]) or None
-        self.factor_buffers: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}  # module -> views into the above
+        # per block: group -> (a_cat (B, d_in, n*R), b_blocks (B, n*R, sum d_out)), None where not adapted
+        self.loras: list[dict[str, tuple[torch.Tensor, torch.Tensor] | None]] = []
+        self.factor_buffers: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}  # module -> its views into the above
         for i in range(weights.n_layers):
-            groups = {}
-            for group, members in GROUPS.items():
-                if key.rank == 0:
-                    groups[group] = None
-                    continue
-                linears = [_linear(model, f"model.layers.{i}.{m}") for m in members]
-                a_cat = torch.zeros(rows, linears[0].in_features, key.rank * len(members), device=device, dtype=dtype)
-                b_parts = [torch.zeros(rows, key.rank, lin.out_features, device=device, dtype=dtype) for lin in linears]
-                for j, member in enumerate(members):
-                    a_view = a_cat[:, :, j * key.rank : (j + 1) * key.rank]  # (B, d_in, R)
-                    self.factor_buffers[f"model.layers.{i}.{member}"] = (a_view, b_parts[j])
-                groups[group] = (a_cat, b_parts)
-            self.loras.append(groups)
+            self.loras.append(
+                {group: self._lora_buffers(i, group) if group in key.groups else None for group in GROUPS}
+            )
         self.block = compiled_block or block_step
         self.cuda = device.type == "cuda"
         self.graph: torch.cuda.CUDAGraph | None = None
         self.logits: torch.Tensor | None = None
         self.lock = threading.Lock()  # one request at a time owns these buffers
 
+    def _lora_buffers(self, block: int, group: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """Step 2: one group's a_cat (B, d_in, n*R) and block-diagonal b_blocks (B, n*R, sum d_out), zeros.
+
+        Each member's views go into factor_buffers: a_cat's columns j*R:(j+1)*R and b_blocks' diagonal block
+        (rows j*R:(j+1)*R, the member's output columns). Nothing writes the blocks off the diagonal.
+        """
+        rows, rank = self.key.rows, self.key.rank
+        weight = self.weights.buffers[block][group]  # (sum d_out, d_in): the factors take its dtype
+        names = [f"model.layers.{block}.{member}" for member in GROUPS[group]]
+        like = {"device": weight.device, "dtype": weight.dtype}
+        a_cat = torch.zeros(rows, weight.shape[1], rank * len(names), **like)
+        b_blocks = torch.zeros(rows, rank * len(names), weight.shape[0], **like)
+        column = 0
+        for j, name in enumerate(names):
+            inner = slice(j * rank, (j + 1) * rank)
+            outer = slice(column, column + _linear(self.model, name).out_features)
+            self.factor_buffers[name] = (a_cat[:, :, inner], b_blocks[:, inner, outer])  # (B, d_in, R), (B, R, d_m)
+            column = outer.stop
+        return a_cat, b_blocks
+
     def load_factors(self, factors: Factors | None) -> None:
-        """Copy a request's factors in: (B or 1, d_in, R') into the first R' columns, zeros after (exact zeros)."""
+        """Copy a request's factors in: a_t (B or 1, d_in, R') into the first R' columns of its A view, b_t into
+        the first R' rows of its diagonal block, zeros after (exact zeros)."""
         for name, (a_buf, b_buf) in self.factor_buffers.items():
             if factors is None or name not in factors:
                 a_buf.zero_()
@@ -347,7 +382,8 @@ class StepGraphs:
     def key(self, rows: int, length: int, factors: Factors | None) -> GraphKey:
         width = max((a.shape[-1] for a, _ in (factors or {}).values()), default=0)
         rank = -(-width // RANK_BUCKET) * RANK_BUCKET
-        return GraphKey(rows, -(-length // LENGTH_BUCKET) * LENGTH_BUCKET, rank)
+        groups = adapted_groups(factors or {}) if rank else ()
+        return GraphKey(rows, -(-length // LENGTH_BUCKET) * LENGTH_BUCKET, rank, groups)
 
     def acquire(self, rows: int, length: int, factors: Factors | None) -> StepGraph | None:
         """The StepGraph of this shape, locked for the caller (release with graph.lock.release()); None if busy."""

@@ -2,20 +2,24 @@
 
 On the CPU the step runs eagerly over the same static buffers, factor copies and cache that a GPU captures in its
 CUDA graph, so these tests exercise every buffer the graph reads: base, mixture (per-row, padded widths), fused
-(merged weights copied in and back), left padding, and one buffer set reused by successive requests.
+(merged weights copied in and back), left padding, and one buffer set reused by successive requests. The
+block-diagonal low-rank layout is checked against logo.mixture.MixtureLinear's own forward, group by group and
+over whole steps, with two rows of different mixtures, adapters of different ranks and zero-weight padding slots.
 """
 
 from __future__ import annotations
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from bench.models import TINY, random_model, random_prompt, word_tokenizer
 from logo.base_model import BaseModel
 from logo.config import EngineConfig, GenerationConfig
 from logo.engine import LoGoEngine
-from logo.llama_step import StepGraphs, fallback_reason
+from logo.llama_step import GROUPS, LlamaSteps, StepGraphs, _project, fallback_reason
 from logo.pool import AdapterPool
+from logo.probe import position_ids
 
 DEVICES = ["cpu", *(["cuda"] if torch.cuda.is_available() else [])]  # on a GPU: compiled blocks, captured graphs
 
@@ -88,6 +92,79 @@ def test_lengths_share_a_bucket_and_long_requests_get_their_own(engine):
     long = answers(engine, [PROMPTS[0]], [MIXTURES[0]], graph=True, new=300)
     assert long == answers(engine, [PROMPTS[0]], [MIXTURES[0]], new=300)
     assert {k.length for k in engine.step_graphs.shapes} >= {256, 512}
+
+
+# tiny_world's adapters: ranks 2, 8, 4 and 6 (padded to the widest selected); delta also adapts up_proj (so
+# gate_up has low-rank terms, gate_proj's are zeros), nothing adapts down_proj; row 1 gets two slots of weight 0
+MIXED = [{"alpha": 0.5, "gamma": 0.3, "delta": 0.2}, {"epsilon": 1.0}]
+MIXED_PROMPTS = ["Translate to French: good night.", "What is 2 + 3 ?"]
+
+
+def _acquired(engine, factors, length=16):
+    graph = engine.step_graphs.acquire(len(MIXED), length, factors)
+    assert graph is not None and graph.graph is None  # the CPU: the eager step over the buffers
+    return graph
+
+
+def test_block_diagonal_factors_equal_mixture_linear_per_group(make_engine):
+    """Each group's one matmul plus its two low-rank matmuls equals its members' MixtureLinear outputs, per row."""
+    engine = make_engine()
+    factors = engine.mixture_factors(MIXED)
+    graph = _acquired(engine, factors)
+    try:
+        graph.load_factors(factors)
+        assert graph.key.groups == ("qkv", "o", "gate_up") and graph.key.rank == 64
+        torch.manual_seed(0)
+        with engine.adapted.applied(factors):
+            for i, loras in enumerate(graph.loras):
+                assert loras["down"] is None  # no adapter targets it: no buffers, no low-rank work
+                for group, members in GROUPS.items():
+                    layers = [engine.model.get_submodule(f"model.layers.{i}.{m}") for m in members]
+                    x = torch.randn(len(MIXED), 1, layers[0].in_features)  # (B, 1, d_in)
+                    expected = torch.cat([layer(x) for layer in layers], dim=-1)  # (B, 1, sum d_out)
+                    weight = graph.weights.buffers[i][group]  # (sum d_out, d_in)
+                    got = _project(x, weight, loras[group])
+                    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+                    if loras[group] is not None:  # else this test could not fail
+                        assert (got - F.linear(x, weight)).abs().max() > 1e-3
+        for _, b_view in graph.factor_buffers.values():  # clear the diagonal blocks: nothing may be left
+            b_view.zero_()
+        assert not any(lora[1].any() for loras in graph.loras for lora in loras.values() if lora is not None)
+    finally:
+        graph.lock.release()
+
+
+def test_eager_steps_with_mixed_ranks_and_padding_equal_transformers_forward(make_engine):
+    """Prefill and four steps over the block-diagonal buffers give the logits of transformers' forward over the
+    whole sequence with the same mixtures applied by MixtureLinear (fp32, to 1e-5 of their scale)."""
+    engine = make_engine()
+    ids, mask = engine.encode(MIXED_PROMPTS)  # (2, T), left-padded
+    factors = engine.mixture_factors(MIXED)
+    graph = _acquired(engine, factors, ids.shape[1] + 4)
+    try:
+        with torch.inference_mode(), engine.adapted.applied(factors):
+            steps = LlamaSteps(engine.model, graph, ids, mask, factors)
+            logits = steps.prefill()
+            for _ in range(4):
+                chosen = logits.argmax(dim=-1)  # (B,)
+                ids = torch.cat([ids, chosen[:, None]], dim=1)
+                mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
+                logits = steps.step(chosen)  # (B, V)
+                reference = engine.model(input_ids=ids, attention_mask=mask, position_ids=position_ids(mask)).logits
+                scale = float(reference[:, -1].abs().max())
+                torch.testing.assert_close(logits, reference[:, -1], rtol=0, atol=1e-5 * scale)
+    finally:
+        graph.lock.release()
+
+
+def test_the_base_model_has_no_factor_buffers(make_engine):
+    engine = make_engine()
+    graph = engine.step_graphs.acquire(1, 16, None)
+    try:
+        assert graph.key.rank == 0 and graph.key.groups == () and not graph.factor_buffers
+        assert all(lora is None for loras in graph.loras for lora in loras.values())
+    finally:
+        graph.lock.release()
 
 
 def test_a_quantized_model_falls_back_with_its_reason():
