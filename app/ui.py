@@ -47,6 +47,7 @@ SESSION_TTL_S = 3600  # a session's routing and answer (for exports and re-route
 EXPORT_SWEEP = (60, 15 * 60)  # Gradio's delete_cache: every minute, delete served files older than 15 minutes
 MAX_UPLOAD = UPLOAD_MAX_BYTES  # a bound on what /gradio_api/upload accepts: one adapter upload
 CLICK_FIRST_DOWNLOAD = "() => setTimeout(() => document.querySelector('#downloads a[download]')?.click(), 250)"
+MARK_SELECTION = "(marks) => { window.logoMarkSelection?.(marks); }"  # plots.js: new selection boxes, no redraw
 WARM_PROBES = (ProbeConfig(), DATASET_PROBE)  # calibration the presets need: recommended (block -2), the last block
 
 
@@ -142,6 +143,8 @@ def build_demo(
     with gr.Blocks(title="LoGo Studio", fill_width=True, delete_cache=EXPORT_SWEEP) as demo:
         shown = gr.State(None, time_to_live=SESSION_TTL_S)  # the Shown on screen, for exports and re-routes
         uploads = gr.State(SessionAdapters(), time_to_live=SESSION_TTL_S)  # this session's own adapters only
+        # a re-route that changes only the heatmap's selection sends its boxes here instead of the whole heatmap
+        marks = gr.JSON(None, visible=False, elem_id="heatmap-marks")
         gr.Markdown(text["header"], elem_id="header")
         with gr.Tabs():
             with gr.Tab("Studio", elem_id="studio-tab"), gr.Row(equal_height=False, elem_id="main"):
@@ -403,7 +406,7 @@ def build_demo(
         actions = Actions(studio, ExportFolder(downloads.GRADIO_CACHE))
         controls = [signal, calibration, k, block, module, probe_input, aggregate, weighting, temperature, loudness]
         overrides = [pin, exclude]
-        routed = [table, heatmap, scatter, status, shown]
+        routed = [table, heatmap, scatter, status, shown, marks]
         private = {"api_visibility": "private"}
         route_event = route_btn.click(
             on_gpu(tracked(actions.route)), [prompt, *controls, *overrides, uploads], routed, **private
@@ -425,8 +428,10 @@ def build_demo(
             "show_progress_on": [status],  # a timer in the status line, not over the table and plots (redraws)
             **private,
         }
-        example.change(actions.pick_example, example, prompt, **private).then(**reroute)
+        picked = example.change(actions.pick_example, example, prompt, **private).then(**reroute)
         reroute_event = gr.on([control.change for control in (*controls, *overrides, upload["changed"])], **reroute)
+        for event in (picked, reroute_event):  # after a re-route that succeeded; in the page only (no request)
+            event.success(None, marks, None, js=MARK_SELECTION, **private)
         preset.input(actions.preset, preset, controls, **private)
         compare_btn.click(actions.compare, prompt, comparison, **private)
         copy_btn.click(actions.copy_mixture, shown, manual, **private)

@@ -78,6 +78,13 @@ def for_display(fig: go.Figure, name: str = "") -> go.Figure:
     return shown.update_layout(width=fig.layout.width if keep_width else None, autosize=True, height=height)
 
 
+def selection_marks(heatmap: go.Figure) -> dict:
+    """What the page changes in the heatmap it shows when only the selection changed: its shapes (the selection
+    boxes among them) and layout.meta. Redrawing the whole heatmap costs 150-350 ms in a browser on a 2-core CPU;
+    replacing its shapes (plots.js, logoMarkSelection) 15-35 ms."""
+    return {"shapes": [shape.to_plotly_json() for shape in heatmap.layout.shapes], "meta": heatmap.layout.meta}
+
+
 def display_table(table: pd.DataFrame):
     """The routing table as shown: 4 significant digits, a check mark and the selected rows highlighted."""
     shown = table.copy()
@@ -142,13 +149,16 @@ class Actions:
         self._dataset: dict[tuple, dict[str, go.Figure]] = {}  # controls -> the displayed dataset figures
 
     def _routed(self, view: View, status: str, previous: Shown | None) -> tuple:
-        """-> table, heatmap, scatter, status, shown; the table and plots are skipped when they would not change."""
+        """-> table, heatmap, scatter, status, shown, selection marks; the table and plots are skipped when they
+        would not change, and the heatmap when only its selection boxes would (the marks carry those instead)."""
         if previous is not None and previous.draws_as(view.routing):
-            return gr.skip(), gr.skip(), gr.skip(), status, view.kept()
+            return gr.skip(), gr.skip(), gr.skip(), status, view.kept(), None
         figs = view.figures
         heatmap = for_display(figs["signal_heatmap"], "signal_heatmap")
         scatter = for_display(figs["weight_similarity"])
-        return display_table(view.table), heatmap, scatter, status, view.kept()
+        if previous is not None and previous.heatmap_differs_only_in_selection(view.routing):
+            return display_table(view.table), gr.skip(), scatter, status, view.kept(), selection_marks(heatmap)
+        return display_table(view.table), heatmap, scatter, status, view.kept(), None
 
     def dataset_figures(self, controls: Controls) -> dict[str, go.Figure]:
         key = (
@@ -170,7 +180,7 @@ class Actions:
         return self.studio if engine is self.studio.engine else replace(self.studio, engine=engine)
 
     def route(self, prompt: str, *settings, progress: Callable | None = None) -> tuple:
-        """prompt, controls..., pin, exclude, uploads -> table, heatmap, scatter, status, shown."""
+        """prompt, controls..., pin, exclude, uploads -> table, heatmap, scatter, status, shown, selection marks."""
         *controls, pin, exclude, uploads = settings
         with shown_errors():
             studio, chosen = self.studio_of(uploads), Controls(*controls)
@@ -186,7 +196,7 @@ class Actions:
             with shown_errors():
                 dataset = self.dataset_figures(Controls(*controls))
             kept = replace(previous, drawn=False) if previous is not None else gr.skip()
-            return gr.skip(), dataset["signal_heatmap"], dataset["weight_similarity"], gr.skip(), kept
+            return gr.skip(), dataset["signal_heatmap"], dataset["weight_similarity"], gr.skip(), kept, None
         with shown_errors():
             studio, chosen = self.studio_of(uploads), Controls(*controls)
             if calibrated := announce_calibration(studio, prompt, chosen):
@@ -222,7 +232,7 @@ class Actions:
                 if view is None:
                     yield gr.update(value=text), gr.skip(), *skip7
                     continue
-                table, heatmap, scatter, status, shown = self._routed(view, notify(view), previous=None)
+                table, heatmap, scatter, status, shown, _ = self._routed(view, notify(view), previous=None)
                 latency = for_display(view.figures["latency"])
                 status = join(status, view.stats, calibrated)
                 if view.base is None:

@@ -116,6 +116,17 @@ class Shown:
         mine = self.routing
         return self.drawn and all(getattr(mine, name) == getattr(routing, name) for name in ROUTING_DRAWN)
 
+    def heatmap_differs_only_in_selection(self, routing: Routing) -> bool:
+        """True when the page's heatmap and the one `routing` draws differ in their selection boxes alone (a new k,
+        weighting, temperature, pin or exclusion on the same prompt and probe): then only the boxes are sent."""
+        return self.drawn and heatmap_base_key(self.routing) == heatmap_base_key(routing)
+
+
+def heatmap_base_key(routing: Routing) -> tuple:
+    """What a routing's heatmap shows apart from its selection: the quantity, the probe setting and the scores."""
+    config = config_of(routing.config)
+    return config.signal, config.calibration, config.probe, routing.adapters, routing.scores
+
 
 @dataclass
 class Studio:

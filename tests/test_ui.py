@@ -27,7 +27,7 @@ from analysis.export import read_metadata
 from analysis.similarity import TaskEmbedder
 from app.ui import Actions, build_demo, launch_options, on_gpu, probe_modules
 from app.ui_data import DEFAULT_ASSETS_DIR, Example, StudioData, examples_from_tasks, read_tasks
-from app.ui_figures import MAP_METHODS, adapter_map_figures
+from app.ui_figures import MAP_METHODS, SELECTED, adapter_map_figures
 from app.ui_handlers import (
     MAX_PROMPT_CHARS,
     TABLE_COLUMNS,
@@ -451,8 +451,9 @@ def test_empty_prompt_is_a_friendly_gr_error(studio):
         actions.route("", *page_route(), None)
     with pytest.raises(gr.Error, match="Type a prompt"):
         list(actions.generate(" ", *page_generate()))
-    table, heatmap, scatter, status, view = actions.reroute("", *page_route(), None, None)  # toggling before typing:
+    table, heatmap, scatter, status, view, marks = actions.reroute("", *page_route(), None, None)  # before typing:
     assert (table, status, view) == (gr.skip(),) * 3 and heatmap.data and scatter.data  # the dataset plots
+    assert marks is None
 
 
 def test_caps_are_applied_with_a_message(make_engine, assets):
@@ -474,9 +475,11 @@ def test_reroute_keeps_the_answer_and_says_it_is_stale(studio):
     *_, final = actions.generate("what is two + three ?", *page_generate())
     previous = final[-1]
     assert isinstance(previous, Shown) and previous.base is not None and previous.base.mixture == {}
-    _, heatmap, _, status, shown = actions.reroute("what is two + three ?", *page_route(k=1), previous, None)
+    _, heatmap, _, status, shown, marks = actions.reroute("what is two + three ?", *page_route(k=1), previous, None)
     assert len(shown.routing.selected) == 1 and shown.generation == previous.generation
     assert "click **Generate**" in status
+    assert heatmap == gr.skip() and marks["meta"]["k"] == 1  # only the selection changed: only its boxes are sent
+    _, heatmap, *_ = actions.reroute("what is two + three ?", *page_route(k=1, block=2), previous, None)
     assert heatmap.layout.width  # the heatmap keeps its width: its column scrolls sideways on a phone
     view = view_of_shown(studio, shown)  # what an export draws: the new routing, the earlier answer's latency
     assert view.answer == previous.generation.text and view.base == previous.base
@@ -719,16 +722,37 @@ def test_session_state_holds_no_figures(studio):
 
 def test_a_settings_change_that_changes_nothing_resends_nothing(studio):
     actions = Actions(studio)
-    *_, shown = actions.route("sort the words cat dog bird", *page_route(), None)
-    table, heatmap, scatter, _, again = actions.reroute("sort the words cat dog bird", *page_route(), shown, None)
-    assert (table, heatmap, scatter) == (gr.skip(),) * 3 and again.routing.selected == shown.routing.selected
-    table, heatmap, *_ = actions.reroute("sort the words cat dog bird", *page_route(k=1), shown, None)
-    assert len(table.data) == 5 and heatmap.data  # k changed: table and plots are sent
+    *_, shown, _ = actions.route("sort the words cat dog bird", *page_route(), None)
+    table, heatmap, scatter, _, again, marks = actions.reroute(
+        "sort the words cat dog bird", *page_route(), shown, None
+    )
+    assert (table, heatmap, scatter, marks) == (gr.skip(), gr.skip(), gr.skip(), None)
+    assert again.routing.selected == shown.routing.selected
+    table, heatmap, scatter, *_, marks = actions.reroute("sort the words cat dog bird", *page_route(k=1), shown, None)
+    assert len(table.data) == 5 and scatter.data  # k changed: table and scatter are sent, the heatmap's boxes only
+    assert heatmap == gr.skip() and marks["meta"]["k"] == 1
     # a cleared prompt shows the dataset plots; routing the same prompt again must draw it again
-    _, dataset_heatmap, dataset_scatter, _, cleared = actions.reroute("", *page_route(), shown, None)
+    _, dataset_heatmap, dataset_scatter, _, cleared, _ = actions.reroute("", *page_route(), shown, None)
     assert dataset_heatmap is actions.dataset_figures(PAPER)["signal_heatmap"] and dataset_scatter.data
-    table, heatmap, *_ = actions.reroute("sort the words cat dog bird", *page_route(), cleared, None)
-    assert len(table.data) == 5 and heatmap.data
+    table, heatmap, *_, marks = actions.reroute("sort the words cat dog bird", *page_route(), cleared, None)
+    assert len(table.data) == 5 and heatmap.data and marks is None
+
+
+def test_selection_marks_turn_the_heatmap_on_screen_into_the_new_one(studio):
+    """When only the selection changes, the page keeps its heatmap and takes the new shapes and meta: that must
+    give exactly the heatmap a full redraw would have sent (nothing else in it depends on the selection)."""
+    actions = Actions(studio)
+    prompt = "sort the words cat dog bird"
+    *_, shown, _ = actions.route(prompt, *page_route(k=3), None)
+    before = actions.route(prompt, *page_route(k=3), None)[1].to_plotly_json()
+    for change in ({"k": 1}, {"k": 2, "weighting": "softmax"}, {"temperature": 0.3, "weighting": "softmax"}):
+        _, skipped, *_, marks = actions.reroute(prompt, *page_route(**change), shown, None)
+        full = actions.route(prompt, *page_route(**change), None)[1].to_plotly_json()
+        assert skipped == gr.skip()
+        patched = {**before, "layout": {**before["layout"], "shapes": marks["shapes"], "meta": marks["meta"]}}
+        assert json.loads(json.dumps(patched, default=str)) == json.loads(json.dumps(full, default=str)), change
+    selected = [s for s in marks["shapes"] if s["line"]["color"] == SELECTED]
+    assert len(selected) == len(marks["meta"]["selected"]) > 0
 
 
 def test_cached_figure_layers_draw_what_a_fresh_build_draws(studio, engine, assets):
@@ -783,7 +807,7 @@ def test_uncached_calibration_is_announced_before_it_is_computed(studio, engine,
     steps = []  # what the page's progress bar is told: (done, total) of the reference prompts, per probe batch
     progress = lambda done_total, desc, unit: steps.append((done_total, desc, unit))  # noqa: E731
     route = page_route(calibration="zscore", block=2)
-    *_, status, _ = actions.route("sort the words cat dog bird", *route, None, progress=progress)
+    *_, status, _, _ = actions.route("sort the words cat dog bird", *route, None, progress=progress)
     assert [done_total for done_total, *_ in steps] == [(4, n_prompts), (n_prompts, n_prompts)]
     assert {tuple(rest) for _, *rest in steps} == {("calibration statistics for block 2", "reference prompts")}
     assert said == [
@@ -795,7 +819,9 @@ def test_uncached_calibration_is_announced_before_it_is_computed(studio, engine,
     ]
     assert f"Calibration statistics for block 2 computed ({n_prompts} reference prompts) and cached." in status
     assert engine.calibration_cached(probe) and make_engine().calibration_cached(probe)  # in memory and on disk
-    *_, status, _ = actions.reroute("sort the words cat dog bird", *page_route(calibration="mean", block=2), None, None)
+    *_, status, _, _ = actions.reroute(
+        "sort the words cat dog bird", *page_route(calibration="mean", block=2), None, None
+    )
     assert len(said) == 1 and "Calibration statistics" not in status  # the same probe: nothing to compute
     actions.route("sort the words cat dog bird", *page_route(block=1), None)  # no calibration: nothing to compute
     assert len(said) == 1

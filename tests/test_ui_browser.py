@@ -31,6 +31,13 @@ SCREENSHOTS = Path(__file__).resolve().parents[1] / "out"
 PLOT_TRACES = "() => [...document.querySelectorAll('.js-plotly-plot')].map(p => (p.data || []).length)"
 HEATMAP_META = "() => { const p = document.querySelector('#plot-heatmap .js-plotly-plot'); return p && p.layout.meta; }"
 TICKS = "() => (document.querySelector('#routing-table').innerText.match(/✓/g) || []).length"
+# the heatmap on screen: its selection boxes (width 3; the own-task outlines are 2) and whether it was redrawn
+BOXES = """() => {
+  const p = document.querySelector('#plot-heatmap .js-plotly-plot');
+  const columns = p.layout.xaxis.ticktext;
+  const boxes = (p.layout.shapes || []).filter(s => s.type === 'rect' && s.line && s.line.width === 3);
+  return {columns: boxes.map(s => columns[Math.round(s.x0 + 0.5)]).sort(), same: p === window.benchPlot};
+}"""
 SETTLED = """([k, calibration]) => {
   const p = document.querySelector('#plot-heatmap .js-plotly-plot');
   const meta = p && p.layout && p.layout.meta;
@@ -137,9 +144,13 @@ def test_the_k_box_reroutes_and_a_change_during_a_reroute_is_not_lost(page, serv
     page.locator("#calibration").get_by_text("none", exact=True).click()
     page.wait_for_function(SETTLED, arg=[3, "none"])
     box = page.locator("#k input[type=number]")
+    page.evaluate("() => { window.benchPlot = document.querySelector('#plot-heatmap .js-plotly-plot'); }")
     box.fill("2")
     box.press("Enter")  # typed into the number box: it re-routes (it used to keep the old table)
     page.wait_for_function(SETTLED, arg=[2, "none"])
+    # only the selection changed: the heatmap on screen was kept and its boxes moved to the new selection
+    boxes = page.evaluate(BOXES)
+    assert boxes == {"columns": sorted(page.evaluate(HEATMAP_META)["selected"]), "same": True}
 
     slow.delay_s = 1.5
     try:
@@ -154,6 +165,7 @@ def test_the_k_box_reroutes_and_a_change_during_a_reroute_is_not_lost(page, serv
     meta = page.evaluate(HEATMAP_META)
     assert (meta["k"], meta["calibration"], len(meta["selected"])) == (4, "mean", 4)
     assert page.evaluate(TICKS) == 4
+    assert page.evaluate(BOXES)["columns"] == sorted(meta["selected"])
 
 
 def test_example_generate_side_by_side_plots_and_exports(page, tmp_path):
