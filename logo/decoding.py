@@ -195,6 +195,8 @@ def decode(
 
 def _loop(steps, input_ids, config, eos_ids, pad_id, start, on_token, cancel) -> DecodeTrace:
     """The token loop over prefill and steps of any kind."""
+    if config.temperature == 0 and getattr(steps, "chains_greedy", False):
+        return _chained_greedy(steps, input_ids, config, eos_ids, start, on_token, cancel)
     device = input_ids.device
     rows = input_ids.shape[0]
     generator = None
@@ -234,3 +236,55 @@ def _loop(steps, input_ids, config, eos_ids, pad_id, start, on_token, cancel) ->
     return DecodeTrace(
         tokens=tokens, times_ms=times, prefill_ms=prefill_ms, decode_ms=decode_ms, cuda_graph=steps.cuda_graph
     )
+
+
+def _chained_greedy(steps, input_ids, config, eos_ids, start, on_token, cancel) -> DecodeTrace:
+    """_loop's greedy tokens when each CUDA graph replay feeds the next (LlamaSteps.chains_greedy).
+
+    The host queues replay t+1 before it reads token t (pinned copies, one event each), so the GPU does not wait
+    for the host's bookkeeping between steps. The tokens are _loop's: a finished row keeps being fed its own
+    argmax instead of padding, and what it generates is dropped (rows are independent); when every row has
+    finished, the one replay already queued is computed and dropped.
+    """
+    rows, limit = input_ids.shape[0], config.max_new_tokens
+    eos = set() if config.ignore_eos else set(eos_ids)
+    tokens: list[list[int]] = [[] for _ in range(rows)]
+    times: list[list[float]] = [[] for _ in range(rows)]
+    finished = [False] * rows
+    host = torch.empty(limit, rows, dtype=torch.long, pin_memory=True)  # token t of every row
+    ready = [torch.cuda.Event(), torch.cuda.Event()]  # token t's copy has landed: at most two in flight
+
+    def queue(step: int, chosen: torch.Tensor) -> None:
+        host[step].copy_(chosen.view(rows), non_blocking=True)
+        ready[step % 2].record()
+
+    t0 = time.perf_counter()
+    first = steps.prefill().argmax(dim=-1)  # (B,)
+    steps.feed(first)
+    queue(0, first)
+    if limit > 1:
+        queue(1, steps.step_greedy())
+    prefill_ms = decode_started = 0.0
+    for step in range(limit):
+        ready[step % 2].synchronize()
+        now = (time.perf_counter() - start) * 1000
+        if step == 0:
+            prefill_ms = (time.perf_counter() - t0) * 1000
+            decode_started = time.perf_counter()
+        for row, value in enumerate(host[step].tolist()):
+            if finished[row]:
+                continue
+            if value in eos:
+                finished[row] = True
+                continue
+            tokens[row].append(value)
+            times[row].append(now)
+        if on_token is not None:
+            on_token(tokens)
+        if all(finished) or (cancel is not None and cancel.is_set()) or step == limit - 1:
+            break
+        if step + 2 < limit:
+            queue(step + 2, steps.step_greedy())
+    _sync(input_ids.device)
+    decode_ms = (time.perf_counter() - decode_started) * 1000
+    return DecodeTrace(tokens=tokens, times_ms=times, prefill_ms=prefill_ms, decode_ms=decode_ms, cuda_graph=True)

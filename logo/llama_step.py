@@ -290,6 +290,9 @@ class StepGraph:
             graph.capture_begin(capture_error_mode="thread_local")
             try:
                 self.logits = self.forward_step()
+                # the greedy choice feeds the next replay itself (LlamaSteps.step_greedy); a sampled or
+                # host-fed step overwrites step_ids before its replay
+                self.step_ids.copy_(self.logits.argmax(dim=-1, keepdim=True))
             finally:
                 graph.capture_end()
         torch.cuda.current_stream(device).wait_stream(stream)
@@ -337,6 +340,21 @@ class LlamaSteps:
     def step(self, chosen: torch.Tensor) -> torch.Tensor:
         self.graph.step_ids.copy_(chosen[:, None])
         return self.graph.step()
+
+    @property
+    def chains_greedy(self) -> bool:
+        """Whether step_greedy can run: the captured graph writes its own argmax into the next step's input."""
+        return self.cuda_graph
+
+    def feed(self, chosen: torch.Tensor) -> None:
+        """The first step's input (B,), chosen from the prefill's logits."""
+        self.graph.step_ids.copy_(chosen[:, None])
+
+    def step_greedy(self) -> torch.Tensor:
+        """One replay without the host: it reads the argmax the previous replay (or `feed`) left in step_ids and
+        leaves its own there. Returns that buffer (B, 1), overwritten by the next replay."""
+        self.graph.graph.replay()
+        return self.graph.step_ids
 
 
 class StepGraphs:

@@ -37,8 +37,8 @@ PROMPTS = [random_prompt(n, TINY["vocab_size"], seed) for seed, n in enumerate((
 MIXTURES = [{"random_0000": 0.7, "random_0003": 0.3}, {}, {"random_0001": 0.2, "random_0002": 0.5, "random_0005": 0.3}]
 
 
-def answers(engine, prompts, mixtures, mode="mixture", graph=False, new=12):
-    generation = GenerationConfig(max_new_tokens=new, mode=mode, ignore_eos=True, cuda_graph=graph)
+def answers(engine, prompts, mixtures, mode="mixture", graph=False, new=12, ignore_eos=True):
+    generation = GenerationConfig(max_new_tokens=new, mode=mode, ignore_eos=ignore_eos, cuda_graph=graph)
     return [g.token_ids for g in engine.generate_batch(prompts, None, generation, mixtures=mixtures, batch_size=8)]
 
 
@@ -68,6 +68,17 @@ def test_mixture_greedy_tokens_equal_transformers_path(engine, rows):
     assert fast == plain
     assert len(plain[0]) == 12
     assert set(engine.step_graphs.shapes) > before or engine.step_graphs.shapes  # buffers were made and used
+
+
+def test_rows_that_finish_early_keep_the_plain_loops_tokens(engine, monkeypatch):
+    """End of sequence honoured, rows stopping at different steps. On a GPU the greedy loop chains the replays
+    (each feeds the next its argmax) and drops what a finished row generates after it; on the CPU the eager step."""
+    unbounded = answers(engine, PROMPTS, MIXTURES)
+    monkeypatch.setattr(engine, "eos_ids", {unbounded[1][4]})  # row 1 stops at its fifth token
+    plain = answers(engine, PROMPTS, MIXTURES, ignore_eos=False)
+    assert len(plain[1]) <= 4 < 12  # else the end of sequence did not take effect and the test cannot fail
+    assert answers(engine, PROMPTS, MIXTURES, graph=True, ignore_eos=False) == plain
+    assert answers(engine, [PROMPTS[1]], [MIXTURES[1]], graph=True, ignore_eos=False) == [plain[1]]
 
 
 def test_one_buffer_set_serves_successive_requests(engine):
