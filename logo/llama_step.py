@@ -16,8 +16,10 @@ graph captured per request pays the capture on every request. Here, per engine:
   3. The step (RMSNorm, rotary, GQA attention over the static cache by scaled_dot_product_attention, SiLU MLP)
      is one function. Each group is one matmul over its concatenated weight plus, when adapted, its members'
      low-rank terms in two more matmuls: u = x @ a_cat, then y + u @ b_blocks, which is sum_j x @ a_j @ b_j placed in
-     member j's columns, the math of logo.mixture.MixtureLinear (on the 8B-shaped benchmark, 3 kernels per
-     adapted group: the two matmuls and the add; BENCHMARKS.md). On a GPU each decoder block goes through
+     member j's columns, the math of logo.mixture.MixtureLinear. A graph of one row folds a_cat into its own
+     copy of the adapted groups' weights (one matmul gives x @ W^T and u) and adds u @ b_blocks into y in place.
+     Kernels per block of the 8B-shaped model on an H200 (cuBLAS splits the tall matmuls in two): base 16, the
+     mixture 22 unfolded and 19 folded (BENCHMARKS.md). On a GPU each decoder block goes through
      torch.compile (one compile serves every block, their shapes being equal) and the whole step is captured
      once in a CUDA graph, then replayed per token. On the CPU the same step runs eagerly over the same
      buffers (that is how it is tested).
@@ -49,6 +51,7 @@ LENGTH_BUCKET = 256  # cache lengths are rounded up to a multiple: one graph ser
 RANK_BUCKET = 64  # factor widths (k * r) are rounded up to a multiple: zero columns add exact zeros
 MAX_GRAPHS = 6  # captured shapes kept per model (each holds its KV cache)
 GRAPHS_ATTRIBUTE = "logo_step_graphs"  # where StepGraphs.of keeps them on the model
+FOLD_ONE_ROW = True  # a one-row graph folds the members' A into its own copy of the adapted groups' weights
 
 
 def _linear(model: nn.Module, name: str) -> nn.Linear:
@@ -140,16 +143,33 @@ def _project(x: torch.Tensor, weight: torch.Tensor, lora: tuple | None) -> torch
     """x @ W^T for a group of concatenated layers, plus each member's x @ a_t @ b_t in its columns. x: (B, 1, d_in).
 
     The low-rank terms of all members are two matmuls: b_blocks is block-diagonal (step 2), so u @ b_blocks
-    puts member j's u_j @ b_j in member j's columns and adds exact zeros elsewhere. A is not folded into
-    `weight` for one row: the weight buffers are shared by every StepGraph, and two of them can serve two
-    requests at once.
+    puts member j's u_j @ b_j in member j's columns and adds exact zeros elsewhere. With one row, a_cat is None:
+    the members' A are the last n*R rows of `weight` (the graph's own copy, StepGraph._folded), so one matmul
+    gives both x @ W^T and u.
     """
-    y = F.linear(x, weight)  # (B, 1, sum d_out)
+    y = F.linear(x, weight)  # (B, 1, sum d_out), or (1, 1, sum d_out + n*R) folded
     if lora is None:
         return y
-    a_cat, b_blocks = lora  # (B, d_in, n*R), (B, n*R, sum d_out)
-    u = x @ a_cat  # (B, 1, n*R)
-    return y + u @ b_blocks  # (B, 1, sum d_out)
+    a_cat, b_blocks = lora  # (B, d_in, n*R) or None, (B, n*R, sum d_out)
+    if a_cat is not None:
+        return y + (x @ a_cat) @ b_blocks  # (B, 1, sum d_out): torch.compile fuses the add into its consumer
+    out = b_blocks.shape[-1]
+    flat = y.view(1, -1)  # (1, sum d_out + n*R): x @ W^T, then u
+    _add_low_rank_(flat[:, :out], flat[:, out:], b_blocks[0])
+    return y[..., :out]
+
+
+@torch.library.custom_op("logo::add_low_rank_", mutates_args=("y",))
+def _add_low_rank_(y: torch.Tensor, u: torch.Tensor, b: torch.Tensor) -> None:
+    """y += u @ b in place: one GEMM that accumulates into y (beta = 1). Against `y + u @ b`, whose add
+    torch.compile fuses into the next kernel, the kernel count is the same and the one-row step of 8 blocks of
+    the 8B-shaped model 22 us faster on an H200 (1.537 against 1.559 ms; base 1.422, unfolded 1.624)."""
+    y.addmm_(u, b)
+
+
+@_add_low_rank_.register_fake
+def _(y: torch.Tensor, u: torch.Tensor, b: torch.Tensor) -> None:
+    return None
 
 
 def block_step(h, cos, sin, valid, slot, k_cache, v_cache, norms, weights, loras, shape):
@@ -210,8 +230,11 @@ class StepGraph:
         self.norms = [
             (b.input_layernorm.weight.detach(), b.post_attention_layernorm.weight.detach()) for b in model.model.layers
         ]
-        # per block: group -> (a_cat (B, d_in, n*R), b_blocks (B, n*R, sum d_out)), None where not adapted
-        self.loras: list[dict[str, tuple[torch.Tensor, torch.Tensor] | None]] = []
+        # per block: group -> (a_cat (B, d_in, n*R) or None where folded, b_blocks (B, n*R, sum d_out)), None
+        # where not adapted; the weights each block reads (the shared buffers, or this graph's folded copies)
+        self.folded = FOLD_ONE_ROW and key.rows == 1 and key.rank > 0
+        self.loras: list[dict[str, tuple[torch.Tensor | None, torch.Tensor] | None]] = []
+        self.block_weights: list[dict[str, torch.Tensor]] = [dict(layer) for layer in weights.buffers]
         self.factor_buffers: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}  # module -> its views into the above
         for i in range(weights.n_layers):
             self.loras.append(
@@ -223,17 +246,20 @@ class StepGraph:
         self.logits: torch.Tensor | None = None
         self.lock = threading.Lock()  # one request at a time owns these buffers
 
-    def _lora_buffers(self, block: int, group: str) -> tuple[torch.Tensor, torch.Tensor]:
+    def _lora_buffers(self, block: int, group: str) -> tuple[torch.Tensor | None, torch.Tensor]:
         """Step 2: one group's a_cat (B, d_in, n*R) and block-diagonal b_blocks (B, n*R, sum d_out), zeros.
 
         Each member's views go into factor_buffers: a_cat's columns j*R:(j+1)*R and b_blocks' diagonal block
         (rows j*R:(j+1)*R, the member's output columns). Nothing writes the blocks off the diagonal.
+        A graph of one row folds a_cat into its own copy of the group's weight instead (_folded); a_cat is None.
         """
         rows, rank = self.key.rows, self.key.rank
         weight = self.weights.buffers[block][group]  # (sum d_out, d_in): the factors take its dtype
         names = [f"model.layers.{block}.{member}" for member in GROUPS[group]]
         like = {"device": weight.device, "dtype": weight.dtype}
-        a_cat = torch.zeros(rows, weight.shape[1], rank * len(names), **like)
+        a_cat = self._folded(block, group, rank * len(names)) if self.folded else None
+        if a_cat is None:
+            a_cat = torch.zeros(rows, weight.shape[1], rank * len(names), **like)
         b_blocks = torch.zeros(rows, rank * len(names), weight.shape[0], **like)
         column = 0
         for j, name in enumerate(names):
@@ -241,7 +267,20 @@ class StepGraph:
             outer = slice(column, column + _linear(self.model, name).out_features)
             self.factor_buffers[name] = (a_cat[:, :, inner], b_blocks[:, inner, outer])  # (B, d_in, R), (B, R, d_m)
             column = outer.stop
-        return a_cat, b_blocks
+        return (None if self.folded else a_cat), b_blocks
+
+    def _folded(self, block: int, group: str, width: int) -> torch.Tensor:
+        """This graph's copy of a group's weight with `width` zero rows below it, for the members' A: returns
+        those rows as a_cat's view (1, d_in, width). Its own copy, because the shared buffers serve every graph
+        (two can serve two requests at once) and hold merged weights during a fused request; a mixture request
+        never runs while its weights are merged (AdaptedModel's lock), so the model's weights are the originals.
+        Costs the adapted groups' weights once more (on the 8B-shaped benchmark, q/k/v and o: 2.7 GB).
+        """
+        parts = [_linear(self.model, f"model.layers.{block}.{m}").weight for m in GROUPS[group]]
+        rows = parts[0].new_zeros(width, parts[0].shape[1])
+        folded = torch.cat([*parts, rows], dim=0)  # (sum d_out + width, d_in)
+        self.block_weights[block][group] = folded
+        return folded[-width:].T[None]  # (1, d_in, width)
 
     def load_factors(self, factors: Factors | None) -> None:
         """Copy a request's factors in: a_t (B or 1, d_in, R') into the first R' columns of its A view, b_t into
@@ -268,7 +307,7 @@ class StepGraph:
         for i in range(self.weights.n_layers):
             h = self.block(
                 h, cos, sin, self.valid, self.slot, self.k_cache[i], self.v_cache[i],
-                self.norms[i], self.weights.buffers[i], self.loras[i], self.shape,
+                self.norms[i], self.block_weights[i], self.loras[i], self.shape,
             )  # fmt: skip
         h = inner.norm(h)
         logits = self.model.lm_head(h[:, -1])  # (B, V)

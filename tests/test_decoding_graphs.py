@@ -111,17 +111,20 @@ MIXED = [{"alpha": 0.5, "gamma": 0.3, "delta": 0.2}, {"epsilon": 1.0}]
 MIXED_PROMPTS = ["Translate to French: good night.", "What is 2 + 3 ?"]
 
 
-def _acquired(engine, factors, length=16):
-    graph = engine.step_graphs.acquire(len(MIXED), length, factors)
+def _acquired(engine, factors, length=16, rows=2):
+    graph = engine.step_graphs.acquire(rows, length, factors)
     assert graph is not None and graph.graph is None  # the CPU: the eager step over the buffers
     return graph
 
 
-def test_block_diagonal_factors_equal_mixture_linear_per_group(make_engine):
-    """Each group's one matmul plus its two low-rank matmuls equals its members' MixtureLinear outputs, per row."""
+@pytest.mark.parametrize("rows", [2, 1])
+def test_block_diagonal_factors_equal_mixture_linear_per_group(make_engine, rows):
+    """Each group's one matmul plus its two low-rank matmuls equals its members' MixtureLinear outputs, per row.
+    With one row, A is folded into the graph's own copy of the weight (one matmul gives x @ W^T and u)."""
     engine = make_engine()
-    factors = engine.mixture_factors(MIXED)
-    graph = _acquired(engine, factors)
+    factors = engine.mixture_factors(MIXED[:rows])
+    graph = _acquired(engine, factors, rows=rows)
+    assert graph.folded == (rows == 1)
     try:
         graph.load_factors(factors)
         assert graph.key.groups == ("qkv", "o", "gate_up") and graph.key.rank == 64
@@ -131,13 +134,12 @@ def test_block_diagonal_factors_equal_mixture_linear_per_group(make_engine):
                 assert loras["down"] is None  # no adapter targets it: no buffers, no low-rank work
                 for group, members in GROUPS.items():
                     layers = [engine.model.get_submodule(f"model.layers.{i}.{m}") for m in members]
-                    x = torch.randn(len(MIXED), 1, layers[0].in_features)  # (B, 1, d_in)
+                    x = torch.randn(rows, 1, layers[0].in_features)  # (B, 1, d_in)
                     expected = torch.cat([layer(x) for layer in layers], dim=-1)  # (B, 1, sum d_out)
-                    weight = graph.weights.buffers[i][group]  # (sum d_out, d_in)
-                    got = _project(x, weight, loras[group])
+                    got = _project(x, graph.block_weights[i][group], loras[group])
                     torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
                     if loras[group] is not None:  # else this test could not fail
-                        assert (got - F.linear(x, weight)).abs().max() > 1e-3
+                        assert (got - F.linear(x, graph.weights.buffers[i][group])).abs().max() > 1e-3
         for _, b_view in graph.factor_buffers.values():  # clear the diagonal blocks: nothing may be left
             b_view.zero_()
         assert not any(lora[1].any() for loras in graph.loras for lora in loras.values() if lora is not None)
@@ -145,13 +147,15 @@ def test_block_diagonal_factors_equal_mixture_linear_per_group(make_engine):
         graph.lock.release()
 
 
-def test_eager_steps_with_mixed_ranks_and_padding_equal_transformers_forward(make_engine):
-    """Prefill and four steps over the block-diagonal buffers give the logits of transformers' forward over the
-    whole sequence with the same mixtures applied by MixtureLinear (fp32, to 1e-5 of their scale)."""
+@pytest.mark.parametrize("rows", [2, 1])
+def test_eager_steps_with_mixed_ranks_and_padding_equal_transformers_forward(make_engine, rows):
+    """Prefill and four steps over the block-diagonal buffers (one row: A folded into the weights) give the
+    logits of transformers' forward over the whole sequence with the same mixtures applied by MixtureLinear
+    (fp32, to 1e-5 of their scale)."""
     engine = make_engine()
-    ids, mask = engine.encode(MIXED_PROMPTS)  # (2, T), left-padded
-    factors = engine.mixture_factors(MIXED)
-    graph = _acquired(engine, factors, ids.shape[1] + 4)
+    ids, mask = engine.encode(MIXED_PROMPTS[:rows])  # (B, T), left-padded
+    factors = engine.mixture_factors(MIXED[:rows])
+    graph = _acquired(engine, factors, ids.shape[1] + 4, rows)
     try:
         with torch.inference_mode(), engine.adapted.applied(factors):
             steps = LlamaSteps(engine.model, graph, ids, mask, factors)
