@@ -7,7 +7,9 @@ One prompt per zoo task (its first test input, in the chat template). Batch 1, e
 round by round (bench/timing.py), a round being the same --prompts prompts one at a time: transformers'
 generate on a bare copy of the model (dynamic cache; static cache + torch.compile on another copy), then the
 engine (base, mixture, fused), eager and with each step replayed from a CUDA graph over a static KV cache;
-each decode figure against the memory floor measured in this run (bench/floor.py). Batch --batch:
+each decode figure against the memory floor measured in this run (bench/floor.py); on a GPU also the base
+graph with the host feeding each greedy token (logo.decoding.CHAIN_GREEDY off), against the default that
+chains the replays. Batch --batch:
 generate on a left-padded batch vs the engine's batched mixture (each row its own routing). Every run
 produces exactly --new-tokens tokens per row. On a GPU: CUDA kernels per decode step. `--tiny` runs a
 2-layer random model on the CPU with a random pool (the smoke test; its numbers mean nothing).
@@ -24,6 +26,7 @@ from bench.floor import Floor, bandwidth_gbs, mixture_bytes, weight_bytes
 from bench.models import TINY, random_model, random_prompt, word_tokenizer
 from bench.peers import NO_SERVERS, first_call_error, hf_token_times, kernels_line, static_compiled
 from bench.timing import Report, Samples, add_harness_arguments, amortisation_rows, interleaved, per_token_ms, write_csv
+from logo import decoding
 from logo.base_model import BaseModel, load_base_model
 from logo.config import EngineConfig, GenerationConfig, RoutingConfig
 from logo.engine import LoGoEngine
@@ -108,6 +111,14 @@ def main(argv=None) -> None:
         results = engine.generate_batch(prompts, routing, generation, mixtures=mixtures, batch_size=len(prompts))
         return list(results[0].token_times_ms)
 
+    def host_fed(run):
+        """The graph's greedy replays fed by the host one token at a time (logo.decoding.CHAIN_GREEDY off)."""
+        decoding.CHAIN_GREEDY = False
+        try:
+            return run()
+        finally:
+            decoding.CHAIN_GREEDY = True
+
     kinds = {}
     for name, model in peers.items():
         kinds["hf generate" if name == "hf" else "hf static+compile"] = lambda ps, model=model: hf_rows(model, ps)
@@ -116,6 +127,8 @@ def main(argv=None) -> None:
             kinds[f"{label} {'graph' if graph else 'eager'}"] = lambda ps, mode=mode, graph=graph, base=base: ours(
                 ps, mode, graph, base
             )
+    if torch.cuda.is_available():
+        kinds["base graph, host-fed"] = lambda ps: host_fed(lambda: ours(ps, "mixture", True, True))
     if "hf static+compile" in kinds:
         error = first_call_error(lambda: kinds["hf static+compile"](texts[:1]))
         if error:

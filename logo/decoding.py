@@ -15,6 +15,8 @@ from .config import GenerationConfig
 from .llama_step import LlamaSteps, StepGraphs
 from .probe import position_ids
 
+CHAIN_GREEDY = True  # greedy decoding over a captured step chains its replays (off: bench.engine_zoo's host-fed row)
+
 
 @dataclass(frozen=True)
 class DecodeTrace:
@@ -195,7 +197,7 @@ def decode(
 
 def _loop(steps, input_ids, config, eos_ids, pad_id, start, on_token, cancel) -> DecodeTrace:
     """The token loop over prefill and steps of any kind."""
-    if config.temperature == 0 and getattr(steps, "chains_greedy", False):
+    if CHAIN_GREEDY and config.temperature == 0 and getattr(steps, "chains_greedy", False):
         return _chained_greedy(steps, input_ids, config, eos_ids, start, on_token, cancel)
     device = input_ids.device
     rows = input_ids.shape[0]
