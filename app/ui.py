@@ -47,7 +47,7 @@ SESSION_TTL_S = 3600  # a session's routing and answer (for exports and re-route
 EXPORT_SWEEP = (60, 15 * 60)  # Gradio's delete_cache: every minute, delete served files older than 15 minutes
 MAX_UPLOAD = UPLOAD_MAX_BYTES  # a bound on what /gradio_api/upload accepts: one adapter upload
 CLICK_FIRST_DOWNLOAD = "() => setTimeout(() => document.querySelector('#downloads a[download]')?.click(), 250)"
-MARK_SELECTION = "(marks) => { window.logoMarkSelection?.(marks); }"  # plots.js: new selection boxes, no redraw
+MARK_SELECTION = "(marks) => { window.logoMarkSelection?.(marks); }"  # plots.js: the new selection, no redraw
 WARM_PROBES = (ProbeConfig(), DATASET_PROBE)  # calibration the presets need: recommended (block -2), the last block
 
 
@@ -143,7 +143,8 @@ def build_demo(
     with gr.Blocks(title="LoGo Studio", fill_width=True, delete_cache=EXPORT_SWEEP) as demo:
         shown = gr.State(None, time_to_live=SESSION_TTL_S)  # the Shown on screen, for exports and re-routes
         uploads = gr.State(SessionAdapters(), time_to_live=SESSION_TTL_S)  # this session's own adapters only
-        # a re-route that changes only the heatmap's selection sends its boxes here instead of the whole heatmap
+        # a re-route that changes only the selection sends the heatmap's boxes (and, for the same prompt, the scatter's
+        # prompt layer) here instead of the whole plots
         marks = gr.JSON(None, visible=False, elem_id="heatmap-marks")
         gr.Markdown(text["header"], elem_id="header")
         with gr.Tabs():

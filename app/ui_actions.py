@@ -15,7 +15,7 @@ from analysis.export import ExportFolder, PngExportUnavailable
 from logo.config import RoutingConfig
 
 from .ui_data import card_markdown
-from .ui_figures import copy_figure
+from .ui_figures import copy_figure, prompt_layer
 from .ui_handlers import (
     Controls,
     Sampling,
@@ -78,11 +78,16 @@ def for_display(fig: go.Figure, name: str = "") -> go.Figure:
     return shown.update_layout(width=fig.layout.width if keep_width else None, autosize=True, height=height)
 
 
-def selection_marks(heatmap: go.Figure) -> dict:
-    """What the page changes in the heatmap it shows when only the selection changed: its shapes (the selection
-    boxes among them) and layout.meta. Redrawing the whole heatmap costs 150-350 ms in a browser on a 2-core CPU;
-    replacing its shapes (plots.js, logoMarkSelection) 15-35 ms."""
-    return {"shapes": [shape.to_plotly_json() for shape in heatmap.layout.shapes], "meta": heatmap.layout.meta}
+def selection_marks(heatmap: go.Figure, scatter: go.Figure | None = None) -> dict:
+    """What the page changes in the plots it shows when only the selection changed (plots.js, logoMarkSelection):
+    the heatmap's shapes (the selection boxes among them) and layout.meta; with `scatter` (the displayed scatter of
+    the same prompt and method), its prompt layer (ui_figures.prompt_layer), else None.
+
+    On a 2-core CPU, redrawing the whole heatmap in the page costs 150-350 ms, replacing its shapes 20-30 ms;
+    Gradio's redraw of the scatter (a new plot element) about 60-90 ms, Plotly.react on the one on screen 50."""
+    shapes = [shape.to_plotly_json() for shape in heatmap.layout.shapes]
+    layer = prompt_layer(scatter) if scatter is not None else None
+    return {"heatmap": {"shapes": shapes, "meta": heatmap.layout.meta}, "scatter": layer}
 
 
 def display_table(table: pd.DataFrame):
@@ -150,14 +155,18 @@ class Actions:
 
     def _routed(self, view: View, status: str, previous: Shown | None) -> tuple:
         """-> table, heatmap, scatter, status, shown, selection marks; the table and plots are skipped when they
-        would not change, and the heatmap when only its selection boxes would (the marks carry those instead)."""
+        would not change, and when only the selection would, the heatmap and (for the same prompt) the scatter:
+        the marks carry the heatmap's new boxes and the scatter's prompt layer instead."""
         if previous is not None and previous.draws_as(view.routing):
             return gr.skip(), gr.skip(), gr.skip(), status, view.kept(), None
         figs = view.figures
-        heatmap = for_display(figs["signal_heatmap"], "signal_heatmap")
         scatter = for_display(figs["weight_similarity"])
         if previous is not None and previous.heatmap_differs_only_in_selection(view.routing):
-            return display_table(view.table), gr.skip(), scatter, status, view.kept(), selection_marks(heatmap)
+            same_scatter = previous.routing.prompt == view.routing.prompt  # and the method: it is in the heatmap's key
+            marks = selection_marks(figs["signal_heatmap"], scatter if same_scatter else None)
+            shown_scatter = gr.skip() if marks["scatter"] is not None else scatter
+            return display_table(view.table), gr.skip(), shown_scatter, status, view.kept(), marks
+        heatmap = for_display(figs["signal_heatmap"], "signal_heatmap")
         return display_table(view.table), heatmap, scatter, status, view.kept(), None
 
     def dataset_figures(self, controls: Controls) -> dict[str, go.Figure]:

@@ -8,6 +8,7 @@ marked in the prompt row, the committed benchmark curves beside this request's. 
 from __future__ import annotations
 
 import base64
+import json
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Mapping, Sequence
@@ -23,6 +24,8 @@ from analysis.adapter_map import adapter_map_figure
 from logo.results import Generation, Routing
 
 PROMPT_ROW = "▶ this prompt"
+EVALUATION_TRACE = "evaluation set"  # the scatter's density of the evaluation set, its first trace
+PROMPT_TRACE = "this prompt"  # the scatter's trace of this prompt's selected adapters, its last
 MAP_METHODS = {"t-SNE": "tsne", "PCA": "pca"}  # the adapter map's choices -> adapter_map_figure's methods
 SELECTED = "#111111"  # outline of the selected adapters in the prompt row (high scores: yellow/green cells)
 DENSITY_BINS = 28  # per axis: the dataset cloud as counts in 28 x 28 cells, a few kB whatever its size
@@ -204,7 +207,7 @@ def _density(points: pd.DataFrame) -> go.Heatmap:
         y=((y_edges[:-1] + y_edges[1:]) / 2).round(4).tolist(),
         colorscale="Blues",
         zmin=0,
-        name="evaluation set",
+        name=EVALUATION_TRACE,
         showscale=True,
         colorbar=dict(title=dict(text="points", side="top"), thickness=12, len=0.6, y=0.45),
         hovertemplate="weight %{x:.2f}, similarity %{y:.2f}: %{z} points<extra></extra>",
@@ -270,7 +273,7 @@ def scatter_figure(
                 x=highlight["weight"],
                 y=highlight["similarity"],
                 mode="markers+text",
-                name="this prompt",
+                name=PROMPT_TRACE,
                 text=list(highlight["adapter"]),
                 # labels near the axes lean inwards: none runs over the y axis or off the right edge
                 textposition=[label_position(w) for w in highlight["weight"]],
@@ -282,6 +285,23 @@ def scatter_figure(
         )
     fig.update_yaxes(range=[low - 0.02, high + 0.02])
     return _subtitle(fig, "; ".join(n for n in notes if n))
+
+
+def prompt_layer(fig: go.Figure) -> dict | None:
+    """What of a scatter_figure with an evaluation layer depends on the prompt's selection: {"kept": the number of
+    leading traces that do not (the evaluation layer), "traces": the rest (this prompt's adapters, as JSON),
+    "layout": the layout without its template (the y range and the notes follow the selection)}. None for a
+    figure without an evaluation layer (its traces may all follow the selection).
+
+    A page showing the scatter of the same prompt and method keeps its first `kept` traces and its template and
+    takes the rest: that draws exactly this figure, without sending or redrawing the whole of it.
+    """
+    if not fig.data or fig.data[0].name != EVALUATION_TRACE:
+        return None
+    plain = json.loads(fig.to_json())  # plotly's own encoding, as gr.Plot sends it
+    kept = len(fig.data) - (fig.data[-1].name == PROMPT_TRACE)
+    layout = {key: value for key, value in plain["layout"].items() if key != "template"}
+    return {"kept": kept, "traces": plain["data"][kept:], "layout": layout}
 
 
 def bench_curves(device_type: str, dtype: str) -> tuple[dict[str, list[float]], str]:

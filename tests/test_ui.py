@@ -18,6 +18,7 @@ import gradio as gr
 import httpx
 import numpy as np
 import pandas as pd
+import plotly.graph_objects as go
 import pytest
 from gradio_client import Client
 from gradio_client.exceptions import AppError
@@ -25,9 +26,10 @@ from gradio_client.exceptions import AppError
 import logo.engine
 from analysis.export import read_metadata
 from analysis.similarity import TaskEmbedder
+from app import ui_figures
 from app.ui import Actions, build_demo, launch_options, on_gpu, probe_modules
 from app.ui_data import DEFAULT_ASSETS_DIR, Example, StudioData, examples_from_tasks, read_tasks
-from app.ui_figures import MAP_METHODS, SELECTED, adapter_map_figures
+from app.ui_figures import MAP_METHODS, PROMPT_TRACE, SELECTED, adapter_map_figures
 from app.ui_handlers import (
     MAX_PROMPT_CHARS,
     TABLE_COLUMNS,
@@ -478,7 +480,7 @@ def test_reroute_keeps_the_answer_and_says_it_is_stale(studio):
     _, heatmap, _, status, shown, marks = actions.reroute("what is two + three ?", *page_route(k=1), previous, None)
     assert len(shown.routing.selected) == 1 and shown.generation == previous.generation
     assert "click **Generate**" in status
-    assert heatmap == gr.skip() and marks["meta"]["k"] == 1  # only the selection changed: only its boxes are sent
+    assert heatmap == gr.skip() and marks["heatmap"]["meta"]["k"] == 1  # only the selection changed: only its boxes
     _, heatmap, *_ = actions.reroute("what is two + three ?", *page_route(k=1, block=2), previous, None)
     assert heatmap.layout.width  # the heatmap keeps its width: its column scrolls sideways on a phone
     view = view_of_shown(studio, shown)  # what an export draws: the new routing, the earlier answer's latency
@@ -729,8 +731,9 @@ def test_a_settings_change_that_changes_nothing_resends_nothing(studio):
     assert (table, heatmap, scatter, marks) == (gr.skip(), gr.skip(), gr.skip(), None)
     assert again.routing.selected == shown.routing.selected
     table, heatmap, scatter, *_, marks = actions.reroute("sort the words cat dog bird", *page_route(k=1), shown, None)
-    assert len(table.data) == 5 and scatter.data  # k changed: table and scatter are sent, the heatmap's boxes only
-    assert heatmap == gr.skip() and marks["meta"]["k"] == 1
+    assert len(table.data) == 5  # k changed: the table is sent, the heatmap's boxes and the scatter's prompt layer only
+    assert (heatmap, scatter) == (gr.skip(), gr.skip()) and marks["heatmap"]["meta"]["k"] == 1
+    assert [t["name"] for t in marks["scatter"]["traces"]] == [PROMPT_TRACE]
     # a cleared prompt shows the dataset plots; routing the same prompt again must draw it again
     _, dataset_heatmap, dataset_scatter, _, cleared, _ = actions.reroute("", *page_route(), shown, None)
     assert dataset_heatmap is actions.dataset_figures(PAPER)["signal_heatmap"] and dataset_scatter.data
@@ -738,21 +741,58 @@ def test_a_settings_change_that_changes_nothing_resends_nothing(studio):
     assert len(table.data) == 5 and heatmap.data and marks is None
 
 
-def test_selection_marks_turn_the_heatmap_on_screen_into_the_new_one(studio):
-    """When only the selection changes, the page keeps its heatmap and takes the new shapes and meta: that must
-    give exactly the heatmap a full redraw would have sent (nothing else in it depends on the selection)."""
+def as_json(figure) -> dict:
+    return json.loads(json.dumps(figure.to_plotly_json() if isinstance(figure, go.Figure) else figure, default=str))
+
+
+def test_selection_marks_turn_the_plots_on_screen_into_the_new_ones(studio):
+    """When only the selection changes, the page keeps its heatmap and scatter and takes the heatmap's new shapes
+    and meta and the scatter's prompt layer: that must give exactly the plots a full redraw would have sent
+    (nothing else in them depends on the selection). plots.js does the same: the scatter keeps its first `kept`
+    traces and its template."""
     actions = Actions(studio)
     prompt = "sort the words cat dog bird"
     *_, shown, _ = actions.route(prompt, *page_route(k=3), None)
-    before = actions.route(prompt, *page_route(k=3), None)[1].to_plotly_json()
-    for change in ({"k": 1}, {"k": 2, "weighting": "softmax"}, {"temperature": 0.3, "weighting": "softmax"}):
-        _, skipped, *_, marks = actions.reroute(prompt, *page_route(**change), shown, None)
-        full = actions.route(prompt, *page_route(**change), None)[1].to_plotly_json()
-        assert skipped == gr.skip()
-        patched = {**before, "layout": {**before["layout"], "shapes": marks["shapes"], "meta": marks["meta"]}}
-        assert json.loads(json.dumps(patched, default=str)) == json.loads(json.dumps(full, default=str)), change
-    selected = [s for s in marks["shapes"] if s["line"]["color"] == SELECTED]
-    assert len(selected) == len(marks["meta"]["selected"]) > 0
+    _, heatmap, scatter, *_ = actions.route(prompt, *page_route(k=3), None)
+    before, on_screen = as_json(heatmap), json.loads(scatter.to_json())
+    changes = ({"k": 1}, {"k": 2, "weighting": "softmax"}, {"temperature": 0.3, "weighting": "softmax"}, {"k": 4})
+    for change in changes:
+        _, skipped, kept, *_, marks = actions.reroute(prompt, *page_route(**change), shown, None)
+        _, full_heatmap, full_scatter, *_ = actions.route(prompt, *page_route(**change), None)
+        assert (skipped, kept) == (gr.skip(), gr.skip()), change
+        patched = {**before, "layout": {**before["layout"], **marks["heatmap"]}}
+        assert patched == as_json(full_heatmap), change
+        layer = marks["scatter"]
+        data = [*on_screen["data"][: layer["kept"]], *layer["traces"]]
+        patched = {"data": data, "layout": {**layer["layout"], "template": on_screen["layout"]["template"]}}
+        assert patched == json.loads(full_scatter.to_json()), change
+        assert len(layer["traces"][0]["text"]) == len(marks["heatmap"]["meta"]["selected"]), change
+    selected = [s for s in marks["heatmap"]["shapes"] if s["line"]["color"] == SELECTED]
+    assert len(selected) == len(marks["heatmap"]["meta"]["selected"]) > 0
+
+
+@pytest.mark.parametrize(
+    ("prompt", "change", "scatter_sent"),
+    [
+        ("what is two + three ?", {}, True),  # another prompt: other similarities, other scores
+        ("sort the words cat dog bird", {"calibration": "mean"}, True),  # another method's evaluation layer
+        ("sort the words cat dog bird", {"signal": "entropy"}, True),
+        ("sort the words cat dog bird", {"k": 1}, False),
+    ],
+)
+def test_the_scatter_is_kept_only_for_the_same_prompt_and_method(studio, prompt, change, scatter_sent):
+    actions = Actions(studio)
+    *_, shown, _ = actions.route("sort the words cat dog bird", *page_route(), None)
+    _, _, scatter, *_, marks = actions.reroute(prompt, *page_route(**change), shown, None)
+    if scatter_sent:
+        assert scatter.data and (marks is None or marks["scatter"] is None)
+    else:
+        assert scatter == gr.skip() and marks["scatter"]["kept"] == 2  # the density and its least-squares line
+
+
+def test_a_scatter_without_an_evaluation_layer_is_always_sent_whole():
+    bare = ui_figures.scatter_figure(None, "no evaluation results committed yet", None)
+    assert ui_figures.prompt_layer(bare) is None
 
 
 def test_cached_figure_layers_draw_what_a_fresh_build_draws(studio, engine, assets):

@@ -38,6 +38,12 @@ BOXES = """() => {
   const boxes = (p.layout.shapes || []).filter(s => s.type === 'rect' && s.line && s.line.width === 3);
   return {columns: boxes.map(s => columns[Math.round(s.x0 + 0.5)]).sort(), same: p === window.benchPlot};
 }"""
+# the scatter on screen: the adapters of its "this prompt" trace and whether it was redrawn
+SCATTER = """() => {
+  const p = document.querySelector('#plot-scatter .js-plotly-plot');
+  const prompt = (p.data || []).find(t => t.name === 'this prompt');
+  return {adapters: prompt ? [...prompt.text].sort() : [], same: p === window.benchScatter};
+}"""
 SETTLED = """([k, calibration]) => {
   const p = document.querySelector('#plot-heatmap .js-plotly-plot');
   const meta = p && p.layout && p.layout.meta;
@@ -144,13 +150,19 @@ def test_the_k_box_reroutes_and_a_change_during_a_reroute_is_not_lost(page, serv
     page.locator("#calibration").get_by_text("none", exact=True).click()
     page.wait_for_function(SETTLED, arg=[3, "none"])
     box = page.locator("#k input[type=number]")
-    page.evaluate("() => { window.benchPlot = document.querySelector('#plot-heatmap .js-plotly-plot'); }")
+    page.evaluate(
+        "() => { window.benchPlot = document.querySelector('#plot-heatmap .js-plotly-plot');"
+        " window.benchScatter = document.querySelector('#plot-scatter .js-plotly-plot'); }"
+    )
+    assert len(page.evaluate(SCATTER)["adapters"]) == 3
     box.fill("2")
     box.press("Enter")  # typed into the number box: it re-routes (it used to keep the old table)
     page.wait_for_function(SETTLED, arg=[2, "none"])
-    # only the selection changed: the heatmap on screen was kept and its boxes moved to the new selection
-    boxes = page.evaluate(BOXES)
-    assert boxes == {"columns": sorted(page.evaluate(HEATMAP_META)["selected"]), "same": True}
+    # only the selection changed: the plots on screen were kept, the heatmap's boxes and the scatter's red points
+    # moved to the new selection
+    selected = sorted(page.evaluate(HEATMAP_META)["selected"])
+    assert page.evaluate(BOXES) == {"columns": selected, "same": True}
+    assert page.evaluate(SCATTER) == {"adapters": selected, "same": True}
 
     slow.delay_s = 1.5
     try:
@@ -166,6 +178,7 @@ def test_the_k_box_reroutes_and_a_change_during_a_reroute_is_not_lost(page, serv
     assert (meta["k"], meta["calibration"], len(meta["selected"])) == (4, "mean", 4)
     assert page.evaluate(TICKS) == 4
     assert page.evaluate(BOXES)["columns"] == sorted(meta["selected"])
+    assert page.evaluate(SCATTER) == {"adapters": sorted(meta["selected"]), "same": False}  # another method: redrawn
 
 
 def test_example_generate_side_by_side_plots_and_exports(page, tmp_path):
