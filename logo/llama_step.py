@@ -52,6 +52,7 @@ RANK_BUCKET = 64  # factor widths (k * r) are rounded up to a multiple: zero col
 MAX_GRAPHS = 6  # captured shapes kept per model (each holds its KV cache)
 GRAPHS_ATTRIBUTE = "logo_step_graphs"  # where StepGraphs.of keeps them on the model
 FOLD_ONE_ROW = True  # a one-row graph folds the members' A into its own copy of the adapted groups' weights
+# (False: the per-row layout for one row too, what the fold was measured against)
 
 
 def _linear(model: nn.Module, name: str) -> nn.Linear:
@@ -257,8 +258,9 @@ class StepGraph:
         weight = self.weights.buffers[block][group]  # (sum d_out, d_in): the factors take its dtype
         names = [f"model.layers.{block}.{member}" for member in GROUPS[group]]
         like = {"device": weight.device, "dtype": weight.dtype}
-        a_cat = self._folded(block, group, rank * len(names)) if self.folded else None
-        if a_cat is None:
+        if self.folded:
+            a_cat = self._folded(block, group, rank * len(names))
+        else:
             a_cat = torch.zeros(rows, weight.shape[1], rank * len(names), **like)
         b_blocks = torch.zeros(rows, rank * len(names), weight.shape[0], **like)
         column = 0
@@ -274,7 +276,8 @@ class StepGraph:
         those rows as a_cat's view (1, d_in, width). Its own copy, because the shared buffers serve every graph
         (two can serve two requests at once) and hold merged weights during a fused request; a mixture request
         never runs while its weights are merged (AdaptedModel's lock), so the model's weights are the originals.
-        Costs the adapted groups' weights once more (on the 8B-shaped benchmark, q/k/v and o: 2.7 GB).
+        Costs the adapted groups' weights once more (on the 8B-shaped benchmark, q/k/v and o with 1280 rows of A
+        per block: 3.0 GB, about what a fused merge costs).
         """
         parts = [_linear(self.model, f"model.layers.{block}.{m}").weight for m in GROUPS[group]]
         rows = parts[0].new_zeros(width, parts[0].shape[1])
