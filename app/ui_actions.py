@@ -13,9 +13,10 @@ import plotly.graph_objects as go
 
 from analysis.export import ExportFolder, PngExportUnavailable
 from logo.config import RoutingConfig
+from logo.results import Routing
 
 from .ui_data import card_markdown
-from .ui_figures import copy_figure, prompt_layer
+from .ui_figures import copy_figure, layer_of
 from .ui_handlers import (
     Controls,
     Sampling,
@@ -28,7 +29,9 @@ from .ui_handlers import (
     export_metadata_of,
     export_view,
     generate_stream,
+    heatmap_marks,
     route_view,
+    scatter_prompt_part,
     view_of_shown,
 )
 from .ui_overrides import Override, mixture_text
@@ -78,16 +81,20 @@ def for_display(fig: go.Figure, name: str = "") -> go.Figure:
     return shown.update_layout(width=fig.layout.width if keep_width else None, autosize=True, height=height)
 
 
-def selection_marks(heatmap: go.Figure, scatter: go.Figure | None = None) -> dict:
+def selection_marks(studio: Studio, routing: Routing, same_prompt: bool) -> dict:
     """What the page changes in the plots it shows when only the selection changed (plots.js, logoMarkSelection):
-    the heatmap's shapes (the selection boxes among them) and layout.meta; with `scatter` (the displayed scatter of
-    the same prompt and method), its prompt layer (ui_figures.prompt_layer), else None.
+    the heatmap's shapes (the selection boxes among them) and layout.meta; for the same prompt (and method: it is
+    in the heatmap's key), the scatter's prompt layer (ui_figures.prompt_layer), else None. Built from the cached
+    layers and this prompt's trace, never from the whole figures: equal to what a full redraw would send.
 
     On a 2-core CPU, redrawing the whole heatmap in the page costs 150-350 ms, replacing its shapes 20-30 ms;
     Gradio's redraw of the scatter (a new plot element) about 60-90 ms, Plotly.react on the one on screen 50."""
-    shapes = [shape.to_plotly_json() for shape in heatmap.layout.shapes]
-    layer = prompt_layer(scatter) if scatter is not None else None
-    return {"heatmap": {"shapes": shapes, "meta": heatmap.layout.meta}, "scatter": layer}
+    part = scatter_prompt_part(studio, routing) if same_prompt else None
+    layer = None
+    if part is not None and part[0].data:  # without this prompt's trace, for_display would size it as a note
+        fig, kept = part
+        layer = layer_of(for_display(fig), kept)
+    return {"heatmap": heatmap_marks(studio, routing), "scatter": layer}
 
 
 def display_table(table: pd.DataFrame):
@@ -153,19 +160,19 @@ class Actions:
         self.exports = exports or ExportFolder()
         self._dataset: dict[tuple, dict[str, go.Figure]] = {}  # controls -> the displayed dataset figures
 
-    def _routed(self, view: View, status: str, previous: Shown | None) -> tuple:
+    def _routed(self, studio: Studio, view: View, status: str, previous: Shown | None) -> tuple:
         """-> table, heatmap, scatter, status, shown, selection marks; the table and plots are skipped when they
         would not change, and when only the selection would, the heatmap and (for the same prompt) the scatter:
         the marks carry the heatmap's new boxes and the scatter's prompt layer instead."""
         if previous is not None and previous.draws_as(view.routing):
             return gr.skip(), gr.skip(), gr.skip(), status, view.kept(), None
-        figs = view.figures
-        scatter = for_display(figs["weight_similarity"])
+        figs = view.figures  # LazyFigures: a selection-only re-route builds none of them, or the scatter alone
         if previous is not None and previous.heatmap_differs_only_in_selection(view.routing):
-            same_scatter = previous.routing.prompt == view.routing.prompt  # and the method: it is in the heatmap's key
-            marks = selection_marks(figs["signal_heatmap"], scatter if same_scatter else None)
-            shown_scatter = gr.skip() if marks["scatter"] is not None else scatter
-            return display_table(view.table), gr.skip(), shown_scatter, status, view.kept(), marks
+            same_prompt = previous.routing.prompt == view.routing.prompt
+            marks = selection_marks(studio, view.routing, same_prompt)
+            scatter = gr.skip() if marks["scatter"] is not None else for_display(figs["weight_similarity"])
+            return display_table(view.table), gr.skip(), scatter, status, view.kept(), marks
+        scatter = for_display(figs["weight_similarity"])
         heatmap = for_display(figs["signal_heatmap"], "signal_heatmap")
         return display_table(view.table), heatmap, scatter, status, view.kept(), None
 
@@ -196,7 +203,7 @@ class Actions:
             if calibrated := announce_calibration(studio, prompt, chosen):
                 compute_calibration(studio, chosen, progress)
             view = route_view(studio, prompt, chosen, Override(pin, exclude))
-        return self._routed(view, join(notify(view), calibrated), previous=None)
+        return self._routed(studio, view, join(notify(view), calibrated), previous=None)
 
     def reroute(self, prompt: str, *settings_and_shown, progress: Callable | None = None) -> tuple:
         """A settings change re-routes at once and keeps the answers; without a prompt the plots show the dataset."""
@@ -222,7 +229,7 @@ class Actions:
                 manual_label=previous.manual_label,
             )
             status = f"{status} Routing changed since these answers: click **Generate** to answer with it.".strip()
-        return self._routed(view, status, previous)
+        return self._routed(studio, view, status, previous)
 
     def generate(self, prompt: str, *settings, progress: Callable | None = None) -> Iterator[tuple]:
         """-> logo, base, manual answers, table, heatmap, scatter, latency, status, shown; LoGo streams first."""
@@ -241,7 +248,7 @@ class Actions:
                 if view is None:
                     yield gr.update(value=text), gr.skip(), *skip7
                     continue
-                table, heatmap, scatter, status, shown, _ = self._routed(view, notify(view), previous=None)
+                table, heatmap, scatter, status, shown, _ = self._routed(studio, view, notify(view), previous=None)
                 latency = for_display(view.figures["latency"])
                 status = join(status, view.stats, calibrated)
                 if view.base is None:

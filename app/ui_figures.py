@@ -85,6 +85,10 @@ class FigureCache:
         self._lock = threading.Lock()
 
     def get(self, key: Hashable, build: Callable[[], go.Figure]) -> go.Figure:
+        return copy_figure(self.layer(key, build))
+
+    def layer(self, key: Hashable, build: Callable[[], go.Figure]) -> dict:
+        """The layer's to_plotly_json() itself, shared: read it, never change it (get() hands out copies)."""
         with self._lock:
             layer = self._layers.get(key)
             if layer is not None:
@@ -95,7 +99,7 @@ class FigureCache:
                 self._layers[key] = layer
                 while len(self._layers) > self.size:
                     self._layers.popitem(last=False)
-        return copy_figure(layer)
+        return layer
 
 
 def _subtitle(fig: go.Figure, text: str) -> go.Figure:
@@ -185,14 +189,21 @@ def mark_selected(fig: go.Figure, selected: Sequence[str] | None) -> go.Figure:
     legend entry second, after the heatmap itself; None: no prompt row, nothing to mark."""
     if selected is None or not fig.data:
         return fig
-    columns = list(fig.layout.xaxis.ticktext or [])
-    for name in selected:
-        if name in columns:
-            c = columns.index(name)
-            fig.add_shape(type="rect", x0=c - 0.5, x1=c + 0.5, y0=0, y1=1, line=dict(color=SELECTED, width=3))
+    for shape in selection_shapes(fig.layout.xaxis.ticktext or [], selected):
+        fig.add_shape(**shape)
     _legend_box(fig, "selected for this prompt", SELECTED)
     fig.data = (fig.data[0], fig.data[-1], *fig.data[1:-1])
     return fig
+
+
+def selection_shapes(columns: Sequence[str], selected: Sequence[str]) -> list[dict]:
+    """The outline boxes of the selected adapters in the prompt row (the heatmap's first row), as plain shapes."""
+    columns = list(columns)
+    boxes = [columns.index(name) for name in selected if name in columns]
+    return [
+        {"type": "rect", "x0": c - 0.5, "x1": c + 0.5, "y0": 0, "y1": 1, "line": {"color": SELECTED, "width": 3}}
+        for c in boxes
+    ]
 
 
 def _density(points: pd.DataFrame) -> go.Heatmap:
@@ -298,10 +309,18 @@ def prompt_layer(fig: go.Figure) -> dict | None:
     """
     if not fig.data or fig.data[0].name != EVALUATION_TRACE:
         return None
-    plain = json.loads(fig.to_json())  # plotly's own encoding, as gr.Plot sends it
     kept = len(fig.data) - (fig.data[-1].name == PROMPT_TRACE)
+    return layer_of(fig, kept, first=kept)
+
+
+def layer_of(fig: go.Figure, kept: int, first: int = 0) -> dict:
+    """prompt_layer's {"kept", "traces", "layout"} of `fig`: its traces from `first` on follow `kept` others.
+
+    With first=0, `fig` may hold the prompt's part alone (an evaluation layer's layout, no traces of it, plus
+    this prompt's trace): what a selection-only re-route builds instead of the whole scatter."""
+    plain = json.loads(fig.to_json())  # plotly's own encoding, as gr.Plot sends it
     layout = {key: value for key, value in plain["layout"].items() if key != "template"}
-    return {"kept": kept, "traces": plain["data"][kept:], "layout": layout}
+    return {"kept": kept, "traces": plain["data"][first:], "layout": layout}
 
 
 def bench_curves(device_type: str, dtype: str) -> tuple[dict[str, list[float]], str]:

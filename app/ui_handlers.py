@@ -10,7 +10,7 @@ import json
 import tempfile
 import threading
 from collections import OrderedDict
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -82,7 +82,7 @@ class View:
 
     routing: Routing
     table: pd.DataFrame
-    figures: dict[str, go.Figure]  # FIGURES names -> figure; "latency" only after a generation
+    figures: Mapping[str, go.Figure]  # FIGURES names -> figure (LazyFigures: built when read); "latency" after Generate
     answer: str | None = None
     notes: tuple[str, ...] = ()
     stats: str = ""
@@ -324,10 +324,8 @@ def prompt_similarities(studio: Studio, routing: Routing) -> dict[str, float]:
     return {name: embedder.similarity(prompt_vector, centroids[name]) for name in known}
 
 
-def heatmap_figure(studio: Studio, controls: Controls, routing: Routing | None = None) -> go.Figure:
-    """The heatmap of the routing (or, without one, of the dataset at `controls`); its layout.meta says what it
-    shows. The part without the selection is built once per probe setting and scores (Studio.figures)."""
-    config = controls.routing(studio.n_blocks) if routing is None else config_of(routing.config)
+def _heatmap_base(studio: Studio, config: RoutingConfig, routing: Routing | None) -> tuple[tuple, Callable]:
+    """The key of the heatmap's layer without the selection in Studio.figures, and what builds it."""
     data = studio.data
 
     def base() -> go.Figure:
@@ -339,14 +337,50 @@ def heatmap_figure(studio: Studio, controls: Controls, routing: Routing | None =
 
     scores = (routing.adapters, routing.scores) if routing is not None else None
     key = ("heatmap", config.signal, config.calibration, config.probe, tuple(studio.engine.adapter_names), scores)
-    fig = ui_figures.mark_selected(studio.figures.get(key, base), routing.selected if routing is not None else None)
+    return key, base
+
+
+def heatmap_meta(studio: Studio, config: RoutingConfig, routing: Routing | None) -> dict:
+    """The heatmap's layout.meta: what it shows, which the page checks (plots.js, the browser tests)."""
     drawn = {"signal": config.signal, "calibration": config.calibration, "block": config.probe.block % studio.n_blocks}
-    selected = list(routing.selected) if routing is not None else []
-    return fig.update_layout(meta={**drawn, "k": config.k, "selected": selected})  # what the page checks
+    return {**drawn, "k": config.k, "selected": list(routing.selected) if routing is not None else []}
+
+
+def heatmap_figure(studio: Studio, controls: Controls, routing: Routing | None = None) -> go.Figure:
+    """The heatmap of the routing (or, without one, of the dataset at `controls`); its layout.meta says what it
+    shows. The part without the selection is built once per probe setting and scores (Studio.figures)."""
+    config = controls.routing(studio.n_blocks) if routing is None else config_of(routing.config)
+    key, base = _heatmap_base(studio, config, routing)
+    fig = ui_figures.mark_selected(studio.figures.get(key, base), routing.selected if routing is not None else None)
+    return fig.update_layout(meta=heatmap_meta(studio, config, routing))
+
+
+def heatmap_marks(studio: Studio, routing: Routing) -> dict:
+    """{"shapes", "meta"} of heatmap_figure(studio, _, routing) as plain JSON, without building the figure: its
+    base layer's shapes (cached) and the selection's boxes. A selection-only re-route sends just these."""
+    config = config_of(routing.config)
+    key, base = _heatmap_base(studio, config, routing)
+    layout = studio.figures.layer(key, base)["layout"]
+    boxes = ui_figures.selection_shapes(layout["xaxis"].get("ticktext", []), routing.selected)
+    shapes = [*layout.get("shapes", []), *boxes]
+    return {"shapes": json.loads(json.dumps(shapes)), "meta": heatmap_meta(studio, config, routing)}
 
 
 def scatter_figure(studio: Studio, signal: str, calibration: str, routing: Routing | None = None) -> go.Figure:
     """This prompt's selected adapters (weight, similarity) over the evaluation set of the matching method."""
+    return _scatter(studio, signal, calibration, routing)[0]
+
+
+def scatter_prompt_part(studio: Studio, routing: Routing) -> tuple[go.Figure, int] | None:
+    """The part of scatter_figure(studio, _, _, routing) that follows the selection: a figure of the evaluation
+    layer's layout (not its traces) with this prompt's trace, and how many traces of the evaluation layer it
+    leaves out; None when the scatter has no evaluation layer. Built without copying the density."""
+    config = routing.config
+    return _scatter(studio, config["signal"], config["calibration"], routing, prompt_part=True)[1]
+
+
+def _scatter(studio: Studio, signal: str, calibration: str, routing: Routing | None, prompt_part: bool = False):
+    """-> (the scatter, None) or, with `prompt_part`, (None, scatter_prompt_part's answer)."""
     notes, highlight = [], None
     similarity = prompt_similarities(studio, routing) if routing is not None else {}
     if similarity:
@@ -361,9 +395,16 @@ def scatter_figure(studio: Studio, signal: str, calibration: str, routing: Routi
     points, label = studio.method_points(signal, calibration)
     notes.append(f"blue: {label}" if points is not None else label)
     if points is None or not len(points):
-        return ui_figures.scatter_figure(points, label, highlight, notes)
-    dataset = studio.figures.get(("scatter", signal, calibration), lambda: ui_figures.scatter_dataset(points))
-    return ui_figures.scatter_figure(points, label, highlight, notes, dataset=dataset)
+        return (None, None) if prompt_part else (ui_figures.scatter_figure(points, label, highlight, notes), None)
+    key = ("scatter", signal, calibration)
+    if prompt_part:  # the evaluation layer's layout alone: the traces that follow it are the prompt's
+        layer = studio.figures.layer(key, lambda: ui_figures.scatter_dataset(points))
+        layout = {name: value for name, value in layer["layout"].items() if name != "template"}  # not sent
+        layout_only = ui_figures.copy_figure({"data": [], "layout": {**layout, "template": {}}})
+        prompt_fig = ui_figures.scatter_figure(points, label, highlight, notes, dataset=layout_only)
+        return None, (prompt_fig, len(layer["data"]))
+    dataset = studio.figures.get(key, lambda: ui_figures.scatter_dataset(points))
+    return ui_figures.scatter_figure(points, label, highlight, notes, dataset=dataset), None
 
 
 def latency_figure(studio: Studio, generation: Generation | None, base: Generation | None) -> go.Figure:
@@ -397,12 +438,33 @@ def dataset_figures(studio: Studio, controls: Controls) -> dict[str, go.Figure]:
     }
 
 
+class LazyFigures(Mapping):
+    """Figures by name, each built on first use: a selection-only re-route sends only marks of its figures
+    (heatmap_marks, scatter_prompt_part), so it never builds them; exports and full redraws read them here."""
+
+    def __init__(self, builders: Mapping[str, Callable[[], go.Figure]]):
+        self._builders, self._built = dict(builders), {}
+
+    def __getitem__(self, name: str) -> go.Figure:
+        if name not in self._built:
+            self._built[name] = self._builders[name]()
+        return self._built[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._builders)
+
+    def __len__(self) -> int:
+        return len(self._builders)
+
+
 def view_of(studio: Studio, routing: Routing, notes: list[str] | tuple[str, ...] = ()) -> View:
     config = routing.config
-    figs = {
-        "signal_heatmap": heatmap_figure(studio, Controls(), routing),
-        "weight_similarity": scatter_figure(studio, config["signal"], config["calibration"], routing),
-    }
+    figs = LazyFigures(
+        {
+            "signal_heatmap": lambda: heatmap_figure(studio, Controls(), routing),
+            "weight_similarity": lambda: scatter_figure(studio, config["signal"], config["calibration"], routing),
+        }
+    )
     loud = [name for name in config.get("too_loud", ()) if name not in routing.selected]
     if loud:
         notes = [

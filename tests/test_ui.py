@@ -771,6 +771,27 @@ def test_selection_marks_turn_the_plots_on_screen_into_the_new_ones(studio):
     assert len(selected) == len(marks["heatmap"]["meta"]["selected"]) > 0
 
 
+def test_a_selection_only_reroute_builds_no_figure_and_exports_still_draw_them(studio, monkeypatch):
+    """The marks come from the cached layers and this prompt's trace alone; an export after such a re-route
+    draws the full figures of the routing it kept (they are built when read: LazyFigures)."""
+    actions = Actions(studio)
+    prompt = "sort the words cat dog bird"
+    *_, shown, _ = actions.route(prompt, *page_route(k=3), None)
+
+    def refused(*_args, **_kwargs):
+        raise AssertionError("a selection-only re-route built a whole figure")
+
+    with monkeypatch.context() as patch:
+        patch.setattr("app.ui_handlers.heatmap_figure", refused)
+        patch.setattr("app.ui_handlers.scatter_figure", refused)
+        *_, kept, marks = actions.reroute(prompt, *page_route(k=1), shown, None)
+    assert marks["heatmap"]["meta"]["selected"] == list(kept.routing.selected) and marks["scatter"]["traces"]
+    view = view_of_shown(studio, kept)
+    full = route_view(studio, prompt, replace(PAPER, k=1))
+    for name in ("signal_heatmap", "weight_similarity"):
+        assert as_json(view.figures[name]) == as_json(full.figures[name]), name
+
+
 @pytest.mark.parametrize(
     ("prompt", "change", "scatter_sent"),
     [
