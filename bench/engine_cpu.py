@@ -36,6 +36,7 @@ from logo.probe import position_ids
 from zoo.data import ADAPTERS_DIR, load_tasks
 
 DYNAMIC = "float32 base, transformers dynamic cache"  # the decode step the engine's own one replaces
+PLAIN = "float32 base, weights not packed for oneDNN"  # the engine's step with F.linear (logo.llama_step.PACK_CPU)
 PROMPT = (
     "Read the following review and say whether it is positive or negative. "
     "The film starts slowly, but the acting is superb and the final act is moving and beautifully shot."
@@ -100,6 +101,8 @@ def main(argv=None) -> None:
             adapters = write_random_pool(base, Path(tmp), args.random_adapters, rank=8)
             del base
         engines = {fmt: build_engine(fmt, args.tiny, adapters) for fmt in formats}
+        plain = build_engine("float32", args.tiny, adapters)
+        plain.step_graphs.pack = False
     prompt = random_prompt(40, TINY["vocab_size"], 0) if args.tiny else PROMPT
     routing = RoutingConfig.preset("paper", k=args.k)  # raw signals: the latency of the paper's method
     bandwidth = [cpu_bandwidth_gbs()]
@@ -125,6 +128,8 @@ def main(argv=None) -> None:
     variants[DYNAMIC] = lambda: decode(
         engines["float32"], prompt, routing, "base", args.new_tokens, traces[DYNAMIC], step=False
     )
+    traces[PLAIN] = []
+    variants[PLAIN] = lambda: decode(plain, prompt, routing, "base", args.new_tokens, traces[PLAIN])
     results, _ = interleaved(variants, args.repeats, args.warmup, report)
     bandwidth.append(cpu_bandwidth_gbs())
     best = max(bandwidth)
@@ -166,11 +171,12 @@ def main(argv=None) -> None:
                     results[f"{fmt} {mode}"]["total_ms"].cell(0),
                 ]
             )
-    dynamic = results[DYNAMIC]["decode_ms"]
     floor = Floor(best, weight_bytes(engines["float32"].model))
-    ratio = f"{dynamic.median / reference:.2f}x"
-    cells = [dynamic.cell(), f"{floor.ms_per_token:.2f}", f"{floor.times(dynamic.median):.2f}x", ratio, ratio]
-    rows.append([DYNAMIC, *cells, results[DYNAMIC]["total_ms"].cell(0)])
+    for peer in (PLAIN, DYNAMIC):
+        decode_ms = results[peer]["decode_ms"]
+        ratio = f"{decode_ms.median / reference:.2f}x"
+        cells = [decode_ms.cell(), f"{floor.ms_per_token:.2f}", f"{floor.times(decode_ms.median):.2f}x", ratio, ratio]
+        rows.append([peer, *cells, results[peer]["total_ms"].cell(0)])
     report.table(
         ["variant", "decode ms/token", "floor ms", "x floor", "/ own base", "/ float32 base", "request ms"], rows
     )

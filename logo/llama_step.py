@@ -53,6 +53,7 @@ MAX_GRAPHS = 6  # captured shapes kept per model (each holds its KV cache)
 GRAPHS_ATTRIBUTE = "logo_step_graphs"  # where StepGraphs.of keeps them on the model
 FOLD_ONE_ROW = True  # a one-row graph folds the members' A into its own copy of the adapted groups' weights
 # (False: the per-row layout for one row too, what the fold was measured against)
+PACK_CPU = True  # on the CPU the weights are reordered once for oneDNN's inner product (False: plain F.linear)
 
 
 def _linear(model: nn.Module, name: str) -> nn.Linear:
@@ -97,20 +98,57 @@ def fallback_reason(model: nn.Module, adapted: AdaptedModel) -> str | None:
     return None
 
 
-class LlamaWeights:
-    """Step 1: the decoder blocks' linear weights in owned buffers, q/k/v and gate/up concatenated (d_out, d_in)."""
+def _packable(weight: torch.Tensor) -> bool:
+    """Whether oneDNN can reorder (and multiply by) a CPU weight of this dtype here."""
+    if not (weight.device.type == "cpu" and torch.backends.mkldnn.is_available()):
+        return False
+    try:
+        probe = torch.ones(2, 2, dtype=weight.dtype)
+        _matmul(probe, _pack(probe))
+    except RuntimeError:  # e.g. a dtype oneDNN has no inner product for on this CPU
+        return False
+    return True
 
-    def __init__(self, model: nn.Module):
+
+def _pack(weight: torch.Tensor) -> torch.Tensor:
+    """A (d_out, d_in) CPU weight reordered into oneDNN's blocked layout for one-row inputs (an opaque tensor)."""
+    return torch.ops.mkldnn._reorder_linear_weight(weight.contiguous(), 1)
+
+
+def _matmul(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """x @ W^T: oneDNN's inner product for a weight from _pack, else F.linear. x: (..., d_in) -> (..., d_out).
+
+    Why packed on the CPU: at batch 1 a decode step is matrix-vector products, bound by reading the weights.
+    MKL's plain fp32 product of a (d_out, d_in) weight read the embedded model's weights at 13-15 GB/s on the
+    development machine, oneDNN's from its own layout at 26-28 GB/s (fp32 and bf16; `sum` reads at 35-37).
+    The results equal F.linear's up to the order of the float additions.
+    """
+    if weight.is_mkldnn:
+        return torch.ops.mkldnn._linear_pointwise(x, weight, None, "none", [], "")
+    return F.linear(x, weight)
+
+
+class LlamaWeights:
+    """Step 1: the decoder blocks' linear weights in owned buffers, q/k/v and gate/up concatenated (d_out, d_in).
+
+    On the CPU (where oneDNN is available) each buffer is packed for oneDNN (_matmul), and so is the output
+    layer's weight, once more (tied to the embedding in small models): 113 MB in float32 for the embedded model.
+    """
+
+    def __init__(self, model: nn.Module, pack: bool = True):
         self.model = model
         self.n_layers = len(model.model.layers)
+        self.packed = pack and _packable(model.model.layers[0].self_attn.o_proj.weight)
         self.buffers: list[dict[str, torch.Tensor]] = []
         for i in range(self.n_layers):
-            layer = {}
-            for group, members in GROUPS.items():
-                parts = [_linear(model, f"model.layers.{i}.{m}").weight for m in members]
-                layer[group] = torch.cat(parts, dim=0).contiguous()  # (sum d_out, d_in)
-            self.buffers.append(layer)
+            self.buffers.append({group: self._buffer(i, group) for group in GROUPS})
+        self.lm_head = _pack(model.lm_head.weight.detach()) if self.packed else None
         self._merged: set[tuple[int, str]] = set()  # (block, group) buffers that hold merged weights
+
+    def _buffer(self, block: int, group: str) -> torch.Tensor:
+        parts = [_linear(self.model, f"model.layers.{block}.{m}").weight.detach() for m in GROUPS[group]]
+        weight = torch.cat(parts, dim=0)  # (sum d_out, d_in)
+        return _pack(weight) if self.packed else weight
 
     def refresh(self, adapted: AdaptedModel) -> None:
         """Copy in the groups whose weights are merged now (a fused request) or were merged at their last copy."""
@@ -121,8 +159,11 @@ class LlamaWeights:
             if any(getattr(adapted.layers.get(f"model.layers.{i}.{m}"), "merged", False) for m in members)
         }
         for i, group in merged | self._merged:
+            if self.packed:  # repacked and replaced: every StepGraph reads the same dicts (nothing is captured)
+                self.buffers[i][group] = self._buffer(i, group)
+                continue
             parts = [_linear(self.model, f"model.layers.{i}.{m}").weight for m in GROUPS[group]]
-            torch.cat(parts, dim=0, out=self.buffers[i][group])
+            torch.cat(parts, dim=0, out=self.buffers[i][group])  # in place: captured graphs read these addresses
         self._merged = merged
 
 
@@ -148,7 +189,7 @@ def _project(x: torch.Tensor, weight: torch.Tensor, lora: tuple | None) -> torch
     the members' A are the last n*R rows of `weight` (the graph's own copy, StepGraph._folded), so one matmul
     gives both x @ W^T and u.
     """
-    y = F.linear(x, weight)  # (B, 1, sum d_out), or (1, 1, sum d_out + n*R) folded
+    y = _matmul(x, weight)  # (B, 1, sum d_out), or (1, 1, sum d_out + n*R) folded
     if lora is None:
         return y
     a_cat, b_blocks = lora  # (B, d_in, n*R) or None, (B, n*R, sum d_out)
@@ -233,9 +274,12 @@ class StepGraph:
         ]
         # per block: group -> (a_cat (B, d_in, n*R) or None where folded, b_blocks (B, n*R, sum d_out)), None
         # where not adapted; the weights each block reads (the shared buffers, or this graph's folded copies)
-        self.folded = FOLD_ONE_ROW and key.rows == 1 and key.rank > 0
+        # (not on the CPU: a packed weight has no rows to write A into)
+        self.folded = FOLD_ONE_ROW and key.rows == 1 and key.rank > 0 and not weights.packed
         self.loras: list[dict[str, tuple[torch.Tensor | None, torch.Tensor] | None]] = []
-        self.block_weights: list[dict[str, torch.Tensor]] = [dict(layer) for layer in weights.buffers]
+        self.block_weights: list[dict[str, torch.Tensor]] = (
+            [dict(layer) for layer in weights.buffers] if self.folded else weights.buffers
+        )
         self.factor_buffers: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}  # module -> its views into the above
         for i in range(weights.n_layers):
             self.loras.append(
@@ -307,13 +351,19 @@ class StepGraph:
         cos, sin = inner.rotary_emb(h, self.step_pos)  # (B, 1, hd) each
         cos, sin = cos[:, None], sin[:, None]  # (B, 1, 1, hd)
         self.valid.index_fill_(1, self.slot, True)
+        valid, k_caches, v_caches = self.valid, self.k_cache, self.v_cache
+        if not self.cuda:  # a captured step reads every slot (fixed shapes); the eager one the slots written so far
+            live = int(self.slot) + 1
+            valid = valid[:, :live]
+            k_caches, v_caches = ([c[:, :, :live] for c in caches] for caches in (k_caches, v_caches))
         for i in range(self.weights.n_layers):
             h = self.block(
-                h, cos, sin, self.valid, self.slot, self.k_cache[i], self.v_cache[i],
+                h, cos, sin, valid, self.slot, k_caches[i], v_caches[i],
                 self.norms[i], self.block_weights[i], self.loras[i], self.shape,
             )  # fmt: skip
         h = inner.norm(h)
-        logits = self.model.lm_head(h[:, -1])  # (B, V)
+        head = self.weights.lm_head
+        logits = self.model.lm_head(h[:, -1]) if head is None else _matmul(h[:, -1], head)  # (B, V)
         self.step_pos.add_(1)
         self.slot.add_(1)
         return logits
@@ -413,6 +463,7 @@ class StepGraphs:
         self._lock = threading.Lock()
         self._compiled = None
         self.compile_error: str | None = None
+        self.pack = PACK_CPU  # read when the weights are first copied (bench.engine_cpu's plain-weights row)
 
     @classmethod
     def of(cls, model: nn.Module) -> StepGraphs:
@@ -450,7 +501,7 @@ class StepGraphs:
         key = self.key(rows, length, factors)
         with self._lock:
             if self._weights is None:
-                self._weights = LlamaWeights(self.model)
+                self._weights = LlamaWeights(self.model, self.pack)
             graph = self._graphs.get(key)
             if graph is None:
                 if len(self._graphs) >= MAX_GRAPHS:

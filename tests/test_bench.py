@@ -88,13 +88,13 @@ def test_cpu_benchmark_runs_tiny_with_every_format_and_appends_its_output(capsys
     argv += ["--curve-csv", str(curve), "--append-to", str(benchmarks)]
     engine_cpu.main(argv)
     lines = capsys.readouterr().out.splitlines()
-    decode = rows_after(lines, "variant | decode ms/token", 11)
+    decode = rows_after(lines, "variant | decode ms/token", 12)
     assert [row[0] for row in decode] == [
         f"{fmt} {mode}"
         for fmt in FORMATS
         for mode in ("base", "mixture", "fused")
         if mode != "fused" or not fmt.startswith("int8")
-    ] + [engine_cpu.DYNAMIC]
+    ] + [engine_cpu.PLAIN, engine_cpu.DYNAMIC]
     assert [row[0] for row in rows_after(lines, "format | probe ms", 4)] == list(FORMATS)
     agreement = rows_after(lines, "format | identical answers", 4)
     assert agreement[0] == ["float32", "3/3 (100.0%)", "3/3"]

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import pytest
 import torch
-import torch.nn.functional as F
 
 from bench.models import TINY, random_model, random_prompt, word_tokenizer
+from logo import llama_step
 from logo.base_model import BaseModel
 from logo.config import EngineConfig, GenerationConfig
 from logo.engine import LoGoEngine
-from logo.llama_step import GROUPS, LlamaSteps, StepGraphs, _project, fallback_reason
+from logo.llama_step import GROUPS, LlamaSteps, StepGraphs, _matmul, _project, fallback_reason
 from logo.pool import AdapterPool
 from logo.probe import position_ids
 
@@ -117,14 +117,22 @@ def _acquired(engine, factors, length=16, rows=2):
     return graph
 
 
-@pytest.mark.parametrize("rows", [2, 1])
-def test_block_diagonal_factors_equal_mixture_linear_per_group(make_engine, rows):
+# (rows, packed): the CPU packs the weights for oneDNN, where a one-row graph cannot fold A into them; the fold
+# (a GPU's one-row layout) is tested here with packing off
+LAYOUTS = [(2, True), (1, True), (1, False)]
+
+
+@pytest.mark.parametrize(("rows", "packed"), LAYOUTS)
+def test_block_diagonal_factors_equal_mixture_linear_per_group(make_engine, monkeypatch, rows, packed):
     """Each group's one matmul plus its two low-rank matmuls equals its members' MixtureLinear outputs, per row.
-    With one row, A is folded into the graph's own copy of the weight (one matmul gives x @ W^T and u)."""
+    With one row and plain weights, A is folded into the graph's own copy of the weight (one matmul gives
+    x @ W^T and u)."""
+    monkeypatch.setattr(llama_step, "PACK_CPU", packed)
     engine = make_engine()
     factors = engine.mixture_factors(MIXED[:rows])
     graph = _acquired(engine, factors, rows=rows)
-    assert graph.folded == (rows == 1)
+    assert graph.weights.packed == (packed and torch.backends.mkldnn.is_available())
+    assert graph.folded == (rows == 1 and not graph.weights.packed)
     try:
         graph.load_factors(factors)
         assert graph.key.groups == ("qkv", "o", "gate_up") and graph.key.rank == 64
@@ -139,7 +147,7 @@ def test_block_diagonal_factors_equal_mixture_linear_per_group(make_engine, rows
                     got = _project(x, graph.block_weights[i][group], loras[group])
                     torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
                     if loras[group] is not None:  # else this test could not fail
-                        assert (got - F.linear(x, graph.weights.buffers[i][group])).abs().max() > 1e-3
+                        assert (got - _matmul(x, graph.weights.buffers[i][group])).abs().max() > 1e-3
         for _, b_view in graph.factor_buffers.values():  # clear the diagonal blocks: nothing may be left
             b_view.zero_()
         assert not any(lora[1].any() for loras in graph.loras for lora in loras.values() if lora is not None)
@@ -147,11 +155,12 @@ def test_block_diagonal_factors_equal_mixture_linear_per_group(make_engine, rows
         graph.lock.release()
 
 
-@pytest.mark.parametrize("rows", [2, 1])
-def test_eager_steps_with_mixed_ranks_and_padding_equal_transformers_forward(make_engine, rows):
-    """Prefill and four steps over the block-diagonal buffers (one row: A folded into the weights) give the
-    logits of transformers' forward over the whole sequence with the same mixtures applied by MixtureLinear
-    (fp32, to 1e-5 of their scale)."""
+@pytest.mark.parametrize(("rows", "packed"), LAYOUTS)
+def test_eager_steps_with_mixed_ranks_and_padding_equal_transformers_forward(make_engine, monkeypatch, rows, packed):
+    """Prefill and four steps over the block-diagonal buffers (packed for oneDNN, or plain with one row: A folded
+    into the weights) give the logits of transformers' forward over the whole sequence with the same mixtures
+    applied by MixtureLinear (fp32, to 1e-5 of their scale)."""
+    monkeypatch.setattr(llama_step, "PACK_CPU", packed)
     engine = make_engine()
     ids, mask = engine.encode(MIXED_PROMPTS[:rows])  # (B, T), left-padded
     factors = engine.mixture_factors(MIXED[:rows])
