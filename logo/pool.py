@@ -125,7 +125,8 @@ class StackedModule:
             g = self.groups[0]
             return lora_outputs(h, g.a, g.b, g.scaling)
         g0 = self.groups[0]
-        out = h.new_zeros(h.shape[0], len(self.covered), g0.b.shape[1], dtype=g0.a.dtype)
+        dtype = torch.promote_types(g0.a.dtype, g0.scaling.dtype)  # lora_outputs' own (float32 scalings)
+        out = h.new_zeros(h.shape[0], len(self.covered), g0.b.shape[1], dtype=dtype)
         for g in self.groups:
             out[:, list(g.members)] = lora_outputs(h, g.a, g.b, g.scaling)
         return out

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import torch
 
 from logo.config import EngineConfig
 from logo.engine import LoGoEngine
@@ -18,17 +19,19 @@ def tiny_world(tmp_path_factory):
 def make_engine(tiny_world, tmp_path):
     """A factory of engines on the tiny model (fresh model copy each), caching under this test's tmp dir."""
 
-    def make(adapters=None, **config):
+    def make(adapters=None, dtype="float32", **config):
         cfg = EngineConfig(
             base_model="tiny",
             adapters=tuple(adapters) if adapters is not None else (str(tiny_world.pool_dir),),
             device="cpu",
-            dtype="float32",
+            dtype=dtype,
             cache_dir=tmp_path / "cache",
             reference_prompts=tiny_world.reference_file,
             **config,
         )
-        return LoGoEngine(cfg, base=tiny_world.base())
+        base = tiny_world.base()
+        base.model.to(getattr(torch, dtype))
+        return LoGoEngine(cfg, base=base)
 
     return make
 

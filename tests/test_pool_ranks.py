@@ -61,6 +61,20 @@ def test_probe_of_mixed_ranks_equals_each_adapter_alone(tiny_world, make_engine,
         torch.testing.assert_close(outputs[:, i], expected, rtol=1e-5, atol=1e-6)
 
 
+def test_probe_of_mixed_ranks_in_bfloat16_matches_float32(tiny_world, make_engine, tmp_path):
+    """A bf16 pool's probe outputs come back in the dense path's dtype (its float32 scalings), close to fp32's."""
+    wide = _wide_engine(tiny_world, make_engine, tmp_path)
+    half = make_engine(adapters=[str(tiny_world.pool_dir), str(tmp_path / "wide")], dtype="bfloat16")
+    module = "model.layers.1.self_attn.v_proj"
+    stack, half_stack = wide.pool.modules[module], half.pool.modules[module]
+    assert not half_stack.dense and half_stack.groups[0].a.dtype == torch.bfloat16
+    h = torch.randn(3, 64)
+    outputs = half_stack.outputs(h.bfloat16())
+    assert outputs.dtype == torch.float32
+    torch.testing.assert_close(outputs, stack.outputs(h), rtol=0.05, atol=0.05)
+    assert wide.route(PROMPT)[0].adapters and half.route(PROMPT)[0].adapters
+
+
 def test_fused_merge_equals_exact_mixture_with_a_wide_adapter(tiny_world, make_engine, tmp_path):
     engine = _wide_engine(tiny_world, make_engine, tmp_path)
     mixture = [{"wide": 0.7, "beta": 0.3}]
