@@ -335,8 +335,9 @@ def bench_curves(device_type: str, dtype: str) -> tuple[dict[str, list[float]], 
     curves = {}
     for variant, rows in table.groupby("variant", sort=False):
         words = variant.split()  # 'float32 base' on the CPU; 'base graph', 'base eager' on the GPU
-        # base and mixture as the engine decodes on this machine: through its CUDA graph on a GPU
-        if {"base", "mixture"} & set(words) and not {"eager", "hf"} & set(words):
+        # base and mixture as the engine decodes on this machine: through its CUDA graph on a GPU; not the
+        # same-run peers and A/B rows, whose names say how they differ ('base graph, host-fed')
+        if {"base", "mixture"} & set(words) and not {"eager", "hf"} & set(words) and "," not in variant:
             rows = rows.sort_values("tokens")
             curves[f"benchmark: {variant} (median)"] = list(rows["ms_per_token_median"] * rows["tokens"])
     return curves, f"dotted: committed {machine.upper()} benchmark medians ({path.name})"
