@@ -35,7 +35,7 @@ from tqdm.auto import tqdm
 from analysis.intervals import N_BOOT, intervals, intervals_markdown, paired_differences
 from analysis.methods import IN_POOL_ONLY, METHODS, ROUTED, EvalContext
 from analysis.tables import results_table_markdown
-from logo.config import EngineConfig
+from logo.config import DTYPES, EngineConfig
 from logo.engine import LoGoEngine
 from zoo.data import ADAPTERS_DIR, ASSETS_DIR, REPO_ROOT, TASKS_DIR, Task, load_tasks
 from zoo.metrics import score
@@ -215,6 +215,9 @@ def main(argv=None) -> None:
     parser.add_argument("--k", type=int, default=3)
     parser.add_argument("--limit", type=int, help="test instances per task (default: all)")
     parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument(
+        "--dtype", default="auto", choices=DTYPES, help="the weight format (auto: logo.base_model.resolve_dtype)"
+    )
     parser.add_argument("--adapters", default=str(ADAPTERS_DIR))
     parser.add_argument("--tasks-dir", type=Path, default=TASKS_DIR)
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="summary tables (committed)")
@@ -277,7 +280,7 @@ def main(argv=None) -> None:
     )
     if cells:
         device = str(state.device) if state.num_processes > 1 else None
-        engine = LoGoEngine(EngineConfig(adapters=(args.adapters,), device=device))
+        engine = LoGoEngine(EngineConfig(adapters=(args.adapters,), device=device, dtype=args.dtype))
         ctx = EvalContext(
             engine, k=args.k, batch_size=args.batch_size, tasks_dir=args.tasks_dir, embeddings=args.embeddings
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import pandas as pd
 import pytest
@@ -271,3 +272,26 @@ def test_two_sharded_processes_write_the_files_of_one_process(tmp_path, monkeypa
     assert summary[0] == summary[1]
     report = compare(single, sharded, 2)
     assert report[-1] == "#   same cells written: yes; instances whose answer, selection or score differ: 0 of 8"
+
+
+def test_two_formats_are_compared_on_the_same_instances(ctx, tasks_dir, tmp_path, capsys):
+    from analysis.formats import main
+
+    tasks = load_tasks(tasks_dir)
+    first, second = tmp_path / "runs_a", tmp_path / "runs_b"
+    for cell in plan(tasks, ["recommended"], ["in_pool"]):
+        run_cell(ctx, cell, None, first)
+    shutil.copytree(first, second)
+    changed = next((second / "instances").glob("in_pool/recommended/*.jsonl"))
+    records = [json.loads(line) for line in changed.read_text().splitlines()]
+    records[0] = {**records[0], "output": records[0]["output"] + " !", "score": 100.0 - records[0]["score"]}
+    changed.write_text("".join(json.dumps(r) + "\n" for r in records))
+    main([str(first), str(second), "--tasks-dir", str(tasks_dir), "--n-boot", "200", "--out", str(tmp_path / "d.csv")])
+    lines = capsys.readouterr().out.splitlines()
+    total = sum(len(t.examples("test")) for t in tasks if not t.held_out)
+    assert f"# in_pool: identical answers {total - 1}/{total} ({(total - 1) / total:.1%})" in lines
+    table = pd.read_csv(tmp_path / "d.csv")
+    tasks_rows = table[table.scope == "task"].set_index("name")
+    original = json.loads((first / changed.relative_to(second)).read_text().splitlines()[0])["score"]
+    assert tasks_rows.loc[changed.stem, "difference"] == pytest.approx((2 * original - 100.0) / len(records))
+    assert (tasks_rows.drop(changed.stem).difference == 0).all()  # every other instance is the same
