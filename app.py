@@ -30,7 +30,7 @@ HOW_TO_GET_ADAPTERS = (
 
 
 def engine_config_from_env(environ=os.environ) -> EngineConfig:
-    """EngineConfig from LOGO_ADAPTERS / LOGO_BASE_MODEL; exits with a clear message when adapters are missing."""
+    """EngineConfig from LOGO_ADAPTERS / LOGO_BASE_MODEL / LOGO_DTYPE; exits with a clear message on a bad value."""
     sources = [s.strip() for s in environ.get("LOGO_ADAPTERS", "").split(",") if s.strip()]
     sources = sources or [str(ADAPTERS_DIR)]
     for source in sources:
@@ -45,11 +45,15 @@ def engine_config_from_env(environ=os.environ) -> EngineConfig:
         raise SystemExit(
             f"LoGo Studio: LOGO_REFERENCE_PROMPTS={reference} is not a file: give a text file of prompts, one per line."
         )
-    return EngineConfig(
-        base_model=environ.get("LOGO_BASE_MODEL", "embedded"),
-        adapters=tuple(sources),
-        reference_prompts=Path(reference),
-    )
+    try:
+        return EngineConfig(
+            base_model=environ.get("LOGO_BASE_MODEL", "embedded"),
+            adapters=tuple(sources),
+            reference_prompts=Path(reference),
+            dtype=environ.get("LOGO_DTYPE", "auto"),
+        )
+    except ValueError as error:  # a bad LOGO_DTYPE: the config's own message names the choices
+        raise SystemExit(f"LoGo Studio: LOGO_DTYPE: {error}") from None
 
 
 def build_engine(config: EngineConfig, base=None):

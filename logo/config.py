@@ -342,7 +342,10 @@ class EngineConfig:
     )
     dtype: str = field(
         default="auto",
-        metadata={"help": "'auto' (bfloat16 on CUDA, float32 on the CPU), 'float32', 'bfloat16' or 'float16'."},
+        metadata={
+            "help": "'auto' (bfloat16 on CUDA and on CPUs with native bf16, else float32), 'float32', 'bfloat16' "
+            "or 'float16'."
+        },
     )
     chat_template: bool = field(
         default=True, metadata={"help": "Wrap prompts in the model's chat template (instruct models expect it)."}

@@ -5,7 +5,9 @@ from __future__ import annotations
 import math
 
 import pytest
+import torch
 
+from logo.base_model import cpu_has_native_bf16, resolve_dtype
 from logo.config import (
     EngineConfig,
     GenerationConfig,
@@ -105,3 +107,15 @@ def test_check_text_refuses_lone_surrogates_and_non_strings():
         check_text("ab\udcffcd", "the prompt")
     with pytest.raises(ValueError, match="the prompt is a bytes, not text"):
         check_text(b"abc", "the prompt")
+
+
+def test_auto_dtype_is_bf16_where_the_cpu_multiplies_bf16_natively(tmp_path):
+    plain, native = tmp_path / "cpuinfo_plain", tmp_path / "cpuinfo_bf16"
+    plain.write_text("processor : 0\nflags : fpu sse2 avx2 avx512f avx512_vnni\n")
+    native.write_text("processor : 0\nflags : fpu sse2 avx2 avx512f avx512_bf16\n")
+    assert not cpu_has_native_bf16(plain) and cpu_has_native_bf16(native)
+    assert not cpu_has_native_bf16(tmp_path / "missing")  # no /proc/cpuinfo (macOS, Windows): float32
+    here = torch.bfloat16 if cpu_has_native_bf16() else torch.float32
+    assert resolve_dtype("auto", torch.device("cpu")) == here
+    assert resolve_dtype("auto", torch.device("cuda")) == torch.bfloat16
+    assert resolve_dtype("float32", torch.device("cpu")) == torch.float32

@@ -560,6 +560,14 @@ def test_app_calibrates_the_zoo_on_its_own_sample_inputs_unless_told_otherwise(t
         module.engine_config_from_env({"LOGO_REFERENCE_PROMPTS": str(tmp_path / "missing.txt")})
 
 
+def test_app_weight_format_comes_from_logo_dtype():
+    module = _load_app_py()
+    assert module.engine_config_from_env({}).dtype == "auto"
+    assert module.engine_config_from_env({"LOGO_DTYPE": "float32"}).dtype == "float32"
+    with pytest.raises(SystemExit, match=r"LOGO_DTYPE: .*'fp8'.*float32"):
+        module.engine_config_from_env({"LOGO_DTYPE": "fp8"})
+
+
 # ---------------------------------------------------------------- a launched server
 
 
