@@ -157,9 +157,9 @@ def test_block_diagonal_factors_equal_mixture_linear_per_group(make_engine, monk
 
 @pytest.mark.parametrize(("rows", "packed"), LAYOUTS)
 def test_eager_steps_with_mixed_ranks_and_padding_equal_transformers_forward(make_engine, monkeypatch, rows, packed):
-    """Prefill and four steps over the block-diagonal buffers (packed for oneDNN, or plain with one row: A folded
-    into the weights) give the logits of transformers' forward over the whole sequence with the same mixtures
-    applied by MixtureLinear (fp32, to 1e-5 of their scale)."""
+    """Prefill (the graph's own blocks over the prompt) and four steps over the block-diagonal buffers (packed for
+    oneDNN, or plain with one row: A folded into the weights) give the logits of transformers' forward over the
+    whole sequence with the same mixtures applied by MixtureLinear (fp32, to 1e-5 of their scale)."""
     monkeypatch.setattr(llama_step, "PACK_CPU", packed)
     engine = make_engine()
     ids, mask = engine.encode(MIXED_PROMPTS[:rows])  # (B, T), left-padded
@@ -168,7 +168,10 @@ def test_eager_steps_with_mixed_ranks_and_padding_equal_transformers_forward(mak
     try:
         with torch.inference_mode(), engine.adapted.applied(factors):
             steps = LlamaSteps(engine.model, graph, ids, mask, factors)
-            logits = steps.prefill()
+            logits = steps.prefill()  # the prompt through the graph's own blocks (block_prefill)
+            reference = engine.model(input_ids=ids, attention_mask=mask, position_ids=position_ids(mask)).logits
+            scale = float(reference[:, -1].abs().max())
+            torch.testing.assert_close(logits, reference[:, -1], rtol=0, atol=1e-5 * scale)
             for _ in range(4):
                 chosen = logits.argmax(dim=-1)  # (B,)
                 ids = torch.cat([ids, chosen[:, None]], dim=1)
