@@ -45,7 +45,7 @@ def resolve_device(device: str | None) -> torch.device:
 def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
     """'auto': bfloat16 on CUDA and on a CPU that multiplies bf16 natively, float32 on other CPUs.
 
-    On the 2-core AVX512-BF16 development CPU bfloat16 decodes the embedded model in 0.68x float32's time, and
+    On the 2-core AVX512-BF16 development CPU bfloat16 decodes the embedded model in 0.68-0.73x float32's time, and
     its scores on the zoo's test sets stay within float32's confidence intervals (BENCHMARKS.md, 2026-12-04).
     A CPU without native bf16 would convert every product: float32 there.
     """
