@@ -480,7 +480,8 @@ def latency_curve(curves: dict[str, list[float]], title: str = "") -> go.Figure:
             )
         )
     _style(fig, title, 720, 400)
-    fig.update_layout(legend=dict(x=0.99, xanchor="right", y=0.99, yanchor="top", bgcolor="rgba(255,255,255,0.8)"))
+    # below the axes, as the scatter's: inside them it covered the curves' start on a phone-wide plot
+    fig.update_layout(legend=dict(orientation="h", x=0.5, xanchor="center", y=-0.22, yanchor="top"))
     fig.update_xaxes(title="tokens generated n", rangemode="tozero")
     fig.update_yaxes(title="average ms per token (t<sub>n</sub> / n)", rangemode="tozero")
     return fig
