@@ -31,9 +31,9 @@ def identical_answers(runs_a: Path, runs_b: Path, tasks: dict, method: str) -> d
             continue
         if [r["input"] for r in mine] != [r["input"] for r in records]:
             raise ValueError(f"{setting}/{task.name}: the two runs answered different inputs; run the same --limit")
-        same, total = counts.get(setting, (0, 0))
-        counts[setting] = (same + sum(a["output"] == b["output"] for a, b in zip(mine, records, strict=True)),
-                           total + len(records))  # fmt: skip
+        same = sum(a["output"] == b["output"] for a, b in zip(mine, records, strict=True))
+        equal, total = counts.get(setting, (0, 0))
+        counts[setting] = (equal + same, total + len(records))
     return counts
 
 
@@ -59,6 +59,9 @@ def main(argv=None) -> None:
     parser.add_argument("--out", type=Path, help="write every paired difference (tasks too) to this CSV")
     parser.add_argument("--tasks-dir", type=Path, default=TASKS_DIR)
     args = parser.parse_args(argv)
+    for runs in (args.runs_a, args.runs_b):
+        if not (runs / "instances").is_dir():
+            parser.error(f"{runs} has no instances/ folder: give two --runs folders of analysis.evaluate")
     names = tuple(args.names)
     tasks = {t.name: t for t in load_tasks(args.tasks_dir, held_out=None)}
     same = identical_answers(args.runs_a, args.runs_b, tasks, args.method)

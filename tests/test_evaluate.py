@@ -295,3 +295,11 @@ def test_two_formats_are_compared_on_the_same_instances(ctx, tasks_dir, tmp_path
     original = json.loads((first / changed.relative_to(second)).read_text().splitlines()[0])["score"]
     assert tasks_rows.loc[changed.stem, "difference"] == pytest.approx((2 * original - 100.0) / len(records))
     assert (tasks_rows.drop(changed.stem).difference == 0).all()  # every other instance is the same
+
+
+def test_formats_refuses_a_folder_that_is_not_a_runs_folder(tmp_path, capsys):
+    from analysis.formats import main
+
+    with pytest.raises(SystemExit):
+        main([str(tmp_path / "nowhere"), str(tmp_path)])
+    assert "nowhere has no instances/ folder: give two --runs folders of analysis.evaluate" in capsys.readouterr().err
