@@ -219,16 +219,31 @@ def _(y: torch.Tensor, u: torch.Tensor, b: torch.Tensor) -> None:
     return None
 
 
+def _attention_inputs(h, cos, sin, norms, weights, loras, shape):
+    """A block's q, k and v of every token, rotated: (B, nh, T, hd), (B, n_kv, T, hd) twice. h: (B, T, d)."""
+    n_heads, n_kv, head_dim, eps, q_size, kv_size, _ = shape
+    rows, length = h.shape[:2]
+    x = _rms_norm(h, norms[0], eps)
+    q, k, v = _project(x, weights["qkv"], loras["qkv"]).split([q_size, kv_size, kv_size], dim=-1)
+    q = _rotate(q.view(rows, length, n_heads, head_dim).transpose(1, 2), cos, sin)
+    k = _rotate(k.view(rows, length, n_kv, head_dim).transpose(1, 2), cos, sin)
+    return q, k, v.view(rows, length, n_kv, head_dim).transpose(1, 2)
+
+
+def _after_attention(h, attn, norms, weights, loras, shape):
+    """The rest of a block: the output projection of attn (B, T, q_size) and its residual, then the SiLU MLP."""
+    *_, eps, _, _, inter = shape
+    h = h + _project(attn, weights["o"], loras["o"])
+    x = _rms_norm(h, norms[1], eps)
+    gate, up = _project(x, weights["gate_up"], loras["gate_up"]).split([inter, inter], dim=-1)
+    return h + _project(F.silu(gate) * up, weights["down"], loras["down"])
+
+
 def block_step(h, cos, sin, valid, slot, k_cache, v_cache, norms, weights, loras, shape):
     """One decoder block for one new token per row. h: (B, 1, d); caches (B, n_kv, S, hd), written at `slot`."""
-    n_heads, n_kv, head_dim, eps, q_size, kv_size, inter = shape
+    n_heads, n_kv, head_dim, _, q_size, _, _ = shape
     rows = h.shape[0]
-    x = _rms_norm(h, norms[0], eps)
-    qkv = _project(x, weights["qkv"], loras["qkv"])  # (B, 1, q + 2 kv)
-    q, k, v = qkv.split([q_size, kv_size, kv_size], dim=-1)
-    q = _rotate(q.view(rows, 1, n_heads, head_dim).transpose(1, 2), cos, sin)  # (B, nh, 1, hd)
-    k = _rotate(k.view(rows, 1, n_kv, head_dim).transpose(1, 2), cos, sin)  # (B, n_kv, 1, hd)
-    v = v.view(rows, 1, n_kv, head_dim).transpose(1, 2)
+    q, k, v = _attention_inputs(h, cos, sin, norms, weights, loras, shape)  # (B, nh, 1, hd), (B, n_kv, 1, hd) x2
     k_cache.index_copy_(2, slot, k)
     v_cache.index_copy_(2, slot, v)
     # attention of one query per head over the cache, heads grouped by the key-value head they share (GQA)
@@ -237,30 +252,19 @@ def block_step(h, cos, sin, valid, slot, k_cache, v_cache, norms, weights, loras
     scores = scores.masked_fill(~valid[:, None, None, :], float("-inf"))
     attn = scores.softmax(dim=-1).to(v_cache.dtype) @ v_cache  # (B, n_kv, G, hd)
     attn = attn.reshape(rows, 1, q_size)  # heads in order, as transformers concatenates them
-    h = h + _project(attn, weights["o"], loras["o"])
-    x = _rms_norm(h, norms[1], eps)
-    gate, up = _project(x, weights["gate_up"], loras["gate_up"]).split([inter, inter], dim=-1)
-    return h + _project(F.silu(gate) * up, weights["down"], loras["down"])
+    return _after_attention(h, attn, norms, weights, loras, shape)
 
 
 def block_prefill(h, cos, sin, allowed, k_cache, v_cache, norms, weights, loras, shape):
     """One decoder block over whole prompts (block_step's maths for T tokens). h: (B, T, d); cos, sin:
     (B, 1, T, hd); allowed (B, 1, T, T): query i may attend key j; caches (B, n_kv, S, hd), slots 0..T-1 written."""
-    n_heads, n_kv, head_dim, eps, q_size, kv_size, inter = shape
     rows, length = h.shape[:2]
-    x = _rms_norm(h, norms[0], eps)
-    q, k, v = _project(x, weights["qkv"], loras["qkv"]).split([q_size, kv_size, kv_size], dim=-1)
-    q = _rotate(q.view(rows, length, n_heads, head_dim).transpose(1, 2), cos, sin)  # (B, nh, T, hd)
-    k = _rotate(k.view(rows, length, n_kv, head_dim).transpose(1, 2), cos, sin)  # (B, n_kv, T, hd)
-    v = v.view(rows, length, n_kv, head_dim).transpose(1, 2)
+    q, k, v = _attention_inputs(h, cos, sin, norms, weights, loras, shape)  # (B, nh, T, hd), (B, n_kv, T, hd) x2
     k_cache[:, :, :length].copy_(k)
     v_cache[:, :, :length].copy_(v)
     # head h reads key-value head h // G, as block_step groups them
     attn = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed, enable_gqa=True)  # (B, nh, T, hd)
-    h = h + _project(attn.transpose(1, 2).reshape(rows, length, q_size), weights["o"], loras["o"])
-    x = _rms_norm(h, norms[1], eps)
-    gate, up = _project(x, weights["gate_up"], loras["gate_up"]).split([inter, inter], dim=-1)
-    return h + _project(F.silu(gate) * up, weights["down"], loras["down"])
+    return _after_attention(h, attn.transpose(1, 2).reshape(rows, length, -1), norms, weights, loras, shape)
 
 
 @dataclass(frozen=True)
@@ -369,6 +373,11 @@ class StepGraph:
             b_buf[:, :width].copy_(b_t)
             b_buf[:, width:].zero_()
 
+    def _logits(self, h: torch.Tensor) -> torch.Tensor:
+        """The output layer over the last token's normed hidden state (B, d) -> (B, V); packed on the CPU."""
+        head = self.weights.lm_head
+        return self.model.lm_head(h) if head is None else _matmul(h, head)
+
     def forward_prompt(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """Step 4: left-padded prompts (B, T) through the same blocks and buffers, eagerly; their keys and values
         fill the cache's first T slots, zeros after. Returns the last token's logits (B, V) and readies the step.
@@ -388,9 +397,7 @@ class StepGraph:
             )  # fmt: skip
             self.k_cache[i][:, :, length:].zero_()
             self.v_cache[i][:, :, length:].zero_()
-        h = inner.norm(h[:, -1])
-        head = self.weights.lm_head
-        logits = self.model.lm_head(h) if head is None else _matmul(h, head)  # (B, V)
+        logits = self._logits(inner.norm(h[:, -1]))  # (B, V)
         self.valid.zero_()
         self.valid[:, :length].copy_(valid)
         self.step_pos.copy_(positions[:, -1:] + 1)
@@ -414,9 +421,7 @@ class StepGraph:
                 h, cos, sin, valid, self.slot, k_caches[i], v_caches[i],
                 self.norms[i], self.block_weights[i], self.loras[i], self.shape,
             )  # fmt: skip
-        h = inner.norm(h)
-        head = self.weights.lm_head
-        logits = self.model.lm_head(h[:, -1]) if head is None else _matmul(h[:, -1], head)  # (B, V)
+        logits = self._logits(inner.norm(h[:, -1]))  # (B, V)
         self.step_pos.add_(1)
         self.slot.add_(1)
         return logits
